@@ -1,0 +1,74 @@
+# Shoebox: the two commands a newcomer needs are `make run` and `make test`.
+# Everything else here is what those two stand on.
+
+SHELL      := /bin/bash
+PYTHON     ?= python3
+VENV       ?= .venv
+PIP        := $(VENV)/bin/pip
+PY         := $(VENV)/bin/python
+LIBRARY    ?= $(HOME)/Pictures
+DATA       ?= $(HOME)/.local/share/shoebox
+PYTEST_ARGS ?=
+
+# Debian / Raspberry Pi OS packages the daemon and its tests use.
+APT_PACKAGES := python3-venv python3-dev gcc libimage-exiftool-perl ffmpeg mosquitto \
+  libvips-tools wordnet-base nginx-light wrk chromium chromium-driver \
+  libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev
+# Programs whose absence means the system packages are not installed yet.
+APT_PROBES := exiftool ffmpeg ffprobe mosquitto vipsthumbnail
+
+PILLOW_SIMD := pillow-simd==12.1.1.post0
+PILLOW      := Pillow>=11,<14
+# Plugins that declare a dependency on Pillow: installed --no-deps so that plain Pillow never
+# shadows pillow-simd (both install into the same PIL package).
+NODEPS_PKGS := pillow-heif==1.8.1 pillow-jxl-plugin==1.3.8 blurhash-python==1.2.2 reverse-geocoder==1.5.1
+
+.PHONY: run serve test bench deps system-deps venv models-build clean help
+
+help:
+	@echo "make run      install what is missing and serve LIBRARY=$(LIBRARY) (DATA=$(DATA))"
+	@echo "make test     install what is missing and run the whole test suite"
+	@echo "make bench    run the benchmarks under tests/bench and print figures"
+
+deps: system-deps venv
+
+# System packages: installed with apt when we are root (or have passwordless sudo); otherwise
+# the exact command is printed and we stop.
+system-deps:
+	@missing=""; for p in $(APT_PROBES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "shoebox: missing programs:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo"; else \
+	    echo "Run this, then try again:"; \
+	    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $(APT_PACKAGES)"; exit 1; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	fi
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# pillow-simd is 2-4x faster at resizing; it only builds on x86-64 (its setup hard-codes -msse4).
+	if [ "$$(uname -m)" = x86_64 ] && $(PIP) install -q "$(PILLOW_SIMD)"; then echo "using pillow-simd"; \
+	else $(PIP) install -q "$(PILLOW)"; echo "using Pillow"; fi
+	$(PIP) install -q --no-deps $(NODEPS_PKGS)
+	$(PIP) install -q -e '.[test]'
+	@# ai-edge-litert has wheels for x86-64 and aarch64 (CPython 3.11/3.13); tflite-runtime is the fallback.
+	$(PIP) install -q "ai-edge-litert==2.3.0" || $(PIP) install -q "tflite-runtime==2.14.0" || echo "no TFLite runtime: tagging stays off"
+	touch $@
+
+run: system-deps venv
+	mkdir -p "$(DATA)" "$(LIBRARY)"
+	$(VENV)/bin/shoebox serve --library "$(LIBRARY)" --data "$(DATA)"
+
+serve: run
+
+test: system-deps venv
+	$(VENV)/bin/pytest $(PYTEST_ARGS)
+
+bench: system-deps venv
+	$(PY) -m tests.bench $(BENCH_ARGS)
+
+clean:
+	rm -rf $(VENV) .pytest_cache
