@@ -1,0 +1,294 @@
+"""Settings: one declared schema, read from config/shoebox.toml, SHOEBOX_* variables and flags.
+
+Why one schema: the same list of settings drives the TOML reader, the environment variables
+(`[mqtt] host` → `SHOEBOX_MQTT_HOST`, top-level `library` → `SHOEBOX_LIBRARY`), the command-line
+flags (`--mqtt-host`) and the check that config/shoebox.toml documents every one of them, so a
+setting can never exist in one place and be missing in another. A bad value stops start-up with a
+message naming the key, the value given and what is allowed.
+
+Precedence, lowest first: built-in default < config file < environment < flag.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable, Mapping
+
+ENV_PREFIX = "SHOEBOX_"
+
+
+class ConfigError(Exception):
+    """A setting has a value that is not allowed; the message says which, what and why."""
+
+
+def _cpu_count() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One setting: where it lives, its type and what values it allows."""
+
+    section: str  # "" for top-level keys
+    key: str
+    type: str  # bool | int | float | str | path | choice
+    default: Any
+    help: str
+    minimum: float | None = None
+    maximum: float | None = None
+    choices: tuple[str, ...] = ()
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"{self.section}.{self.key}" if self.section else self.key
+
+    @property
+    def env(self) -> str:
+        parts = [self.section, self.key] if self.section else [self.key]
+        return ENV_PREFIX + "_".join(parts).upper()
+
+    @property
+    def flag(self) -> str:
+        parts = [self.section, self.key] if self.section else [self.key]
+        return "--" + "-".join(parts).replace("_", "-")
+
+    def allowed(self) -> str:
+        if self.type == "bool":
+            return "true or false"
+        if self.type == "choice":
+            return "one of " + ", ".join(self.choices)
+        if self.type in ("int", "float"):
+            kind = "a whole number" if self.type == "int" else "a number"
+            lo = "" if self.minimum is None else f" >= {self.minimum:g}"
+            hi = "" if self.maximum is None else f" <= {self.maximum:g}"
+            return kind + (lo + ("," if lo and hi else "") + hi)
+        if self.type == "path":
+            return "a file system path"
+        return "text"
+
+    def coerce(self, raw: Any, origin: str) -> Any:
+        """Turn a raw value (TOML value or string from env/flag) into the setting's type."""
+
+        def bad(why: str = "") -> ConfigError:
+            extra = f" ({why})" if why else ""
+            return ConfigError(
+                f"invalid value for {self.name} from {origin}: {raw!r}; allowed: {self.allowed()}{extra}"
+            )
+
+        t = self.type
+        if t == "bool":
+            if isinstance(raw, bool):
+                return raw
+            if isinstance(raw, str) and raw.strip().lower() in _TRUE | _FALSE:
+                return raw.strip().lower() in _TRUE
+            raise bad()
+        if t in ("int", "float"):
+            if isinstance(raw, bool):
+                raise bad()
+            try:
+                value: float | int = int(raw) if t == "int" else float(raw)
+                if t == "int" and isinstance(raw, float) and raw != int(raw):
+                    raise ValueError
+            except (TypeError, ValueError):
+                raise bad() from None
+            if self.minimum is not None and value < self.minimum:
+                raise bad("too small")
+            if self.maximum is not None and value > self.maximum:
+                raise bad("too large")
+            return value
+        if t == "choice":
+            value = str(raw).strip().lower()
+            if value not in self.choices:
+                raise bad()
+            return value
+        if t == "path":
+            if not isinstance(raw, (str, Path)) or not str(raw).strip():
+                raise bad()
+            return Path(os.path.expandvars(str(raw))).expanduser()
+        if not isinstance(raw, (str, int, float)):
+            raise bad()
+        return str(raw)
+
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off"}
+
+
+def _default_workers() -> int:
+    return _cpu_count()
+
+
+SCHEMA: tuple[Setting, ...] = (
+    Setting("", "library", "path", Path("~/Pictures").expanduser(),
+            "The folder of photos and videos to index. Shoebox only reads it (uploads and imports go to its `upload_folder`)."),
+    Setting("", "data", "path", Path("~/.local/share/shoebox").expanduser(),
+            "Where Shoebox keeps its database, thumbnails and caches."),
+    Setting("server", "host", "str", "0.0.0.0", "Address the web server listens on (0.0.0.0: every interface)."),
+    Setting("server", "port", "int", 8420, "TCP port of the web server and API.", 1, 65535),
+    Setting("index", "workers", "int", 0,
+            "Worker threads for decoding, thumbnails and tagging; 0 means one per CPU core.", 0, 64),
+    Setting("index", "nice", "int", 10,
+            "How much worker threads lower their own priority (Linux nice, per thread) so the web server answers first.", 0, 19),
+    Setting("index", "watch", "bool", True, "Pick up new and changed files within seconds (inotify) while serving."),
+    Setting("index", "rescan_interval", "int", 3600,
+            "Seconds between full rescans while serving (catches what the watcher missed); 0 turns them off.", 0, 604800),
+    Setting("index", "scan_on_start", "bool", True, "Scan the library when `shoebox serve` starts."),
+    Setting("index", "follow_symlinks", "bool", True, "Follow symbolic links inside the library (loops are detected)."),
+    Setting("index", "max_pixels", "int", 200_000_000,
+            "Largest image (in pixels) that is decoded; bigger files are recorded as errors (decompression bombs).",
+            1_000_000, 2_000_000_000),
+    Setting("index", "exiftool", "str", "exiftool", "The exiftool program (Debian: libimage-exiftool-perl)."),
+    Setting("index", "exiftool_timeout", "float", 20.0, "Seconds exiftool may take for one file before it is restarted.", 1, 600),
+    Setting("index", "ffmpeg", "str", "ffmpeg", "The ffmpeg program, for video poster frames."),
+    Setting("index", "ffprobe", "str", "ffprobe", "The ffprobe program, for video metadata."),
+    Setting("index", "job_retries", "int", 2, "How often a failed index job is retried before the file is recorded as an error.", 0, 10),
+    Setting("thumbnails", "format", "choice", "jpeg",
+            "Thumbnail format. WebP is smaller but costs about 30x more CPU to encode on these machines.",
+            choices=("jpeg", "webp")),
+    Setting("thumbnails", "quality", "int", 82, "Thumbnail encoder quality.", 30, 100),
+    Setting("log", "level", "choice", "info", "Log level.", choices=("debug", "info", "warning", "error")),
+)
+
+SCHEMA_BY_NAME: dict[str, Setting] = {s.name: s for s in SCHEMA}
+
+
+@dataclass
+class Config:
+    """Validated settings. `values` maps `section.key` (or a top-level key) to a typed value;
+    `origins` says where each value came from (default, the file's path, env:NAME, flag:--x)."""
+
+    values: dict[str, Any]
+    origins: dict[str, str] = field(default_factory=dict)
+    file: Path | None = None
+
+    def __getitem__(self, name: str) -> Any:
+        return self.values[name]
+
+    # Shortcuts for the settings nearly everything uses.
+    @property
+    def library(self) -> Path:
+        return Path(self.values["library"]).resolve()
+
+    @property
+    def data(self) -> Path:
+        return Path(self.values["data"]).resolve()
+
+    @property
+    def workers(self) -> int:
+        return self.values["index.workers"] or _default_workers()
+
+    def section(self, name: str) -> dict[str, Any]:
+        prefix = name + "."
+        return {k[len(prefix):]: v for k, v in self.values.items() if k.startswith(prefix)}
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(name, value, origin) for every setting, secrets masked: for `shoebox config`."""
+        rows = []
+        for s in SCHEMA:
+            v = self.values[s.name]
+            rows.append((s.name, "***" if s.secret and v else str(v), self.origins.get(s.name, "default")))
+        return rows
+
+
+def default_config_paths() -> list[Path]:
+    """Where a config file is looked for when none is named: the repository's config/ folder (a
+    development checkout), then /etc/shoebox (the Pi image and the systemd unit)."""
+    here = Path(__file__).resolve().parent.parent / "config" / "shoebox.toml"
+    return [here, Path("/etc/shoebox/shoebox.toml")]
+
+
+def _flatten(doc: Mapping[str, Any], origin: str) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for key, value in doc.items():
+        if isinstance(value, dict):
+            for sub, v in value.items():
+                if isinstance(v, dict):
+                    raise ConfigError(f"{origin}: [{key}.{sub}] is not a known section")
+                flat[f"{key}.{sub}"] = v
+        else:
+            flat[key] = value
+    return flat
+
+
+def load_config(
+    *,
+    file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    flags: Mapping[str, Any] | None = None,
+    search_default_files: bool = True,
+) -> Config:
+    """Build the validated Config. `flags` maps setting names to raw values (None = not given)."""
+    env = os.environ if env is None else env
+    values: dict[str, Any] = {s.name: s.default for s in SCHEMA}
+    origins: dict[str, str] = {s.name: "default" for s in SCHEMA}
+
+    path = file
+    if path is None and env.get(ENV_PREFIX + "CONFIG"):
+        path = Path(env[ENV_PREFIX + "CONFIG"])
+    if path is None and search_default_files:
+        path = next((p for p in default_config_paths() if p.is_file()), None)
+    if path is not None:
+        try:
+            with open(path, "rb") as fh:
+                doc = tomllib.load(fh)
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        for name, raw in _flatten(doc, str(path)).items():
+            setting = SCHEMA_BY_NAME.get(name)
+            if setting is None:
+                raise ConfigError(f"{path}: unknown setting {name!r}; known: {', '.join(sorted(SCHEMA_BY_NAME))}")
+            values[name] = setting.coerce(raw, str(path))
+            origins[name] = str(path)
+
+    for setting in SCHEMA:
+        if setting.env in env and env[setting.env] != "":
+            values[setting.name] = setting.coerce(env[setting.env], f"environment variable {setting.env}")
+            origins[setting.name] = f"env:{setting.env}"
+
+    for name, raw in (flags or {}).items():
+        if raw is None:
+            continue
+        setting = SCHEMA_BY_NAME[name]
+        values[name] = setting.coerce(raw, f"flag {setting.flag}")
+        origins[name] = f"flag:{setting.flag}"
+
+    return Config(values=values, origins=origins, file=path)
+
+
+def add_setting_flags(parser: argparse.ArgumentParser, *, skip: Iterable[str] = ()) -> None:
+    """Add a `--section-key` flag for every setting (values validated later by load_config)."""
+    skipped = set(skip)
+    group = parser.add_argument_group("settings (each also in config/shoebox.toml and as SHOEBOX_* variable)")
+    for s in SCHEMA:
+        if s.name in skipped:
+            continue
+        group.add_argument(s.flag, dest=_dest(s), default=None, metavar=s.type.upper(),
+                           help=f"{s.help} [{s.env}]")
+
+
+def _dest(s: Setting) -> str:
+    return "setting__" + s.name.replace(".", "__")
+
+
+def flags_from_args(args: argparse.Namespace, extra: Mapping[str, Callable[[argparse.Namespace], Any]] | None = None) -> dict[str, Any]:
+    """Collect the setting flags from parsed arguments into {name: raw value}."""
+    flags: dict[str, Any] = {}
+    for s in SCHEMA:
+        dest = _dest(s)
+        if getattr(args, dest, None) is not None:
+            flags[s.name] = getattr(args, dest)
+    for name, getter in (extra or {}).items():
+        value = getter(args)
+        if value is not None:
+            flags[name] = value
+    return flags

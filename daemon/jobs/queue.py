@@ -1,0 +1,215 @@
+"""The persistent job queue and its runner.
+
+A job is a row in SQLite until the transaction that stores its result deletes it, so a crash at
+any point (kill -9, power cut) leaves either the job (it runs again, and its handler is
+idempotent) or its result, never neither and never both. "Running" is kept in memory only: after
+a restart every job is simply queued again.
+
+Priorities: lower runs first. Index jobs (thumbnails) come before tagging jobs, so a new photo is
+visible before it is tagged. The runner keeps at most `concurrency` jobs in flight, each job a
+coroutine that hands its CPU steps to the worker pool.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from dataclasses import dataclass, field
+from typing import Awaitable, Callable
+
+from daemon.store.db import Database
+from daemon.timeutil import utcnow
+
+log = logging.getLogger(__name__)
+
+PRIORITY_INDEX = 10
+PRIORITY_TAG = 50
+
+
+@dataclass(frozen=True)
+class Job:
+    id: int
+    kind: str
+    file_id: int | None
+    photo_id: int | None
+    priority: int
+    attempts: int
+
+
+Handler = Callable[[Job], Awaitable[None]]
+
+
+def enqueue(conn: sqlite3.Connection, kind: str, *, priority: int, file_id: int | None = None,
+            photo_id: int | None = None) -> None:
+    """Add a job inside the caller's write transaction (a no-op if the same job is queued)."""
+    now = utcnow()
+    conn.execute(
+        "INSERT OR IGNORE INTO jobs (kind, file_id, photo_id, priority, created_at, updated_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)",
+        (kind, file_id, photo_id, priority, now, now),
+    )
+    if conn.total_changes == 0:  # pragma: no cover - informational only
+        pass
+
+
+def finish(conn: sqlite3.Connection, job: Job) -> None:
+    """Delete a done job inside the transaction that stored its result."""
+    conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
+
+
+@dataclass
+class QueueStats:
+    done: int = 0
+    failed: int = 0
+    retried: int = 0
+    started_at: float = field(default_factory=time.monotonic)
+    by_kind: dict[str, int] = field(default_factory=dict)
+
+
+class JobQueue:
+    """Runs queued jobs from the database through registered handlers."""
+
+    def __init__(self, db: Database, *, concurrency: int, retries: int = 2) -> None:
+        self.db = db
+        self.concurrency = max(1, concurrency)
+        self.retries = retries
+        self._handlers: dict[str, Handler] = {}
+        self._failure_handlers: dict[str, Callable[[Job, str], Awaitable[None]]] = {}
+        self._in_flight: dict[int, asyncio.Task[None]] = {}
+        self._wake = asyncio.Event()
+        self._idle = asyncio.Event()
+        self._stopping = False
+        self._paused_kinds: set[str] = set()
+        self._runner: asyncio.Task[None] | None = None
+        self.stats = QueueStats()
+
+    def register(self, kind: str, handler: Handler,
+                 on_failure: Callable[[Job, str], Awaitable[None]] | None = None) -> None:
+        """`handler(job)` must store its result and call `finish` in one write transaction.
+        `on_failure(job, reason)` records a job that failed more often than `retries`."""
+        self._handlers[kind] = handler
+        if on_failure is not None:
+            self._failure_handlers[kind] = on_failure
+
+    def pause(self, kind: str) -> None:
+        self._paused_kinds.add(kind)
+
+    def resume(self, kind: str) -> None:
+        self._paused_kinds.discard(kind)
+        self.wake()
+
+    def wake(self) -> None:
+        """New jobs were queued: look again now instead of at the next poll."""
+        self._idle.clear()
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def pending(self) -> dict[str, int]:
+        rows = await self.db.fetchall(
+            "SELECT kind, count(*) AS n FROM jobs WHERE state = 'queued' GROUP BY kind")
+        return {r["kind"]: r["n"] for r in rows}
+
+    def start(self) -> None:
+        if self._runner is None:
+            self._stopping = False
+            self._runner = asyncio.create_task(self._run(), name="job-runner")
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        """Stop taking jobs and wait (up to timeout) for those in flight to finish."""
+        self._stopping = True
+        self._wake.set()
+        if self._runner is not None:
+            await self._runner
+            self._runner = None
+        if self._in_flight:
+            done, pending = await asyncio.wait(list(self._in_flight.values()), timeout=timeout)
+            for task in pending:
+                task.cancel()
+            if pending:
+                await asyncio.gather(*pending, return_exceptions=True)
+
+    async def wait_idle(self) -> None:
+        """Wait until no job is queued or running (for one-pass `shoebox index`)."""
+        while True:
+            self.wake()
+            await self._idle.wait()
+            # Double-check: a job may have been queued by a handler that just finished.
+            if not self._in_flight and not await self._next_batch(1):
+                return
+
+    async def _next_batch(self, limit: int) -> list[Job]:
+        exclude = list(self._in_flight)
+        paused = list(self._paused_kinds)
+        sql = "SELECT id, kind, file_id, photo_id, priority, attempts FROM jobs WHERE state = 'queued'"
+        params: list[object] = []
+        if exclude:
+            sql += f" AND id NOT IN ({','.join('?' * len(exclude))})"
+            params += exclude
+        if paused:
+            sql += f" AND kind NOT IN ({','.join('?' * len(paused))})"
+            params += paused
+        sql += " ORDER BY priority, id LIMIT ?"
+        params.append(limit)
+        rows = await self.db.fetchall(sql, params)
+        return [Job(r["id"], r["kind"], r["file_id"], r["photo_id"], r["priority"], r["attempts"]) for r in rows]
+
+    async def _run(self) -> None:
+        while not self._stopping:
+            free = self.concurrency - len(self._in_flight)
+            jobs = await self._next_batch(free) if free > 0 else []
+            for job in jobs:
+                task = asyncio.create_task(self._execute(job), name=f"job-{job.kind}-{job.id}")
+                self._in_flight[job.id] = task
+            if not jobs and not self._in_flight:
+                self._idle.set()
+            self._wake.clear()
+            if free > 0 and jobs:
+                continue  # there may be more: fill every free slot before sleeping
+            try:
+                await asyncio.wait_for(self._wake.wait(), timeout=5.0)
+            except asyncio.TimeoutError:
+                pass
+
+    async def _execute(self, job: Job) -> None:
+        handler = self._handlers.get(job.kind)
+        try:
+            if handler is None:
+                raise RuntimeError(f"no handler for job kind {job.kind!r}")
+            await handler(job)
+            self.stats.done += 1
+            self.stats.by_kind[job.kind] = self.stats.by_kind.get(job.kind, 0) + 1
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a handler's failure must never stop the queue
+            reason = f"{type(exc).__name__}: {exc}"
+            await self._failed(job, reason)
+        finally:
+            self._in_flight.pop(job.id, None)
+            self._wake.set()
+
+    async def _failed(self, job: Job, reason: str) -> None:
+        attempts = job.attempts + 1
+        if attempts <= self.retries:
+            self.stats.retried += 1
+            log.info("job %s %s failed (attempt %d), will retry: %s", job.kind, job.id, attempts, reason)
+            await self.db.execute_write(
+                "UPDATE jobs SET attempts = ?, error = ?, updated_at = ? WHERE id = ?",
+                (attempts, reason, utcnow(), job.id))
+            return
+        self.stats.failed += 1
+        log.warning("job %s %s failed for good: %s", job.kind, job.id, reason)
+        on_failure = self._failure_handlers.get(job.kind)
+        if on_failure is not None:
+            try:
+                await on_failure(job, reason)
+                return
+            except Exception as exc:  # pragma: no cover - the record below still happens
+                log.exception("recording the failure of job %s failed: %s", job.id, exc)
+        await self.db.execute_write(
+            "UPDATE jobs SET state = 'failed', attempts = ?, error = ?, updated_at = ? WHERE id = ?",
+            (attempts, reason, utcnow(), job.id))

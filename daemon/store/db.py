@@ -1,0 +1,215 @@
+"""The SQLite store: one writer connection, a few reader connections, WAL, numbered migrations.
+
+Why this shape: SQLite allows one writer at a time. Funnelling every write through one
+connection (guarded by an asyncio lock) means no `database is locked` retries, and a write
+transaction is a plain synchronous function run whole inside the writer's own thread: one hop
+from the event loop per transaction instead of one per statement, and nothing can interleave
+with it. Readers are separate connections that WAL lets run beside the writer.
+
+aiosqlite runs each connection in its own thread; `Connection._execute(fn)` is the one place we
+use its internals (pinned in pyproject.toml) to run a whole function in that thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import re
+import sqlite3
+from contextlib import asynccontextmanager
+from importlib import resources
+from pathlib import Path
+from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+
+import aiosqlite
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("PRAGMA busy_timeout = 10000")
+    # NORMAL is durable across application crashes in WAL mode; only a power cut may lose the
+    # last transactions, never corrupt the database.
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA temp_store = MEMORY")
+    conn.execute("PRAGMA cache_size = -8000")  # 8 MB per connection: a Pi has little to spare
+    if readonly:
+        conn.execute("PRAGMA query_only = ON")
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) of every migration shipped in daemon/store/migrations, in order."""
+    found = []
+    folder = resources.files("daemon.store") / "migrations"
+    for entry in folder.iterdir():
+        m = MIGRATION_NAME.match(entry.name)
+        if m:
+            found.append((int(m.group(1)), entry.name, entry.read_text(encoding="utf-8")))
+    found.sort()
+    versions = [v for v, _, _ in found]
+    if versions != list(range(1, len(versions) + 1)):
+        raise RuntimeError(f"migrations must be numbered 0001, 0002, ... without gaps: {versions}")
+    return found
+
+
+def apply_migrations(conn: sqlite3.Connection) -> list[str]:
+    """Bring the schema up to date; each migration in its own transaction. Returns those applied."""
+    current = conn.execute("PRAGMA user_version").fetchone()[0]
+    applied = []
+    shipped = migrations()
+    if current > len(shipped):
+        raise RuntimeError(
+            f"the database schema is version {current} but this Shoebox knows only {len(shipped)}: "
+            "it was opened by a newer version; upgrade Shoebox or restore a backup"
+        )
+    for version, name, sql in shipped:
+        if version <= current:
+            continue
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _split_sql(sql):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        applied.append(name)
+    return applied
+
+
+def _split_sql(sql: str) -> Iterable[str]:
+    """Split a migration into statements (sqlite3.complete_statement handles triggers)."""
+    buf = ""
+    for line in sql.splitlines(keepends=True):
+        buf += line
+        if sqlite3.complete_statement(buf):
+            if buf.strip():
+                yield buf
+            buf = ""
+    if buf.strip() and not buf.strip().startswith("--"):
+        yield buf
+
+
+class Database:
+    """The store's connections. Open with `await Database.open(path)`; close with `close()`."""
+
+    def __init__(self, path: Path, *, readers: int = 2) -> None:
+        self.path = path
+        self._reader_count = max(1, readers)
+        self._writer: aiosqlite.Connection | None = None
+        self._readers: list[aiosqlite.Connection] = []
+        self._next_reader = itertools.cycle(range(self._reader_count))
+        self._write_lock = asyncio.Lock()
+
+    @classmethod
+    async def open(cls, path: Path, *, readers: int = 2) -> "Database":
+        db = cls(path, readers=readers)
+        await db._open()
+        return db
+
+    async def _open(self) -> None:
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+
+        def setup(conn: sqlite3.Connection) -> list[str]:
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if mode.lower() != "wal":
+                raise RuntimeError(f"could not switch {self.path} to WAL mode (got {mode})")
+            _configure(conn, readonly=False)
+            check = conn.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise RuntimeError(f"database {self.path} failed its integrity check: {check}")
+            return apply_migrations(conn)
+
+        applied = await self._run(self._writer, setup)
+        if applied:
+            log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
+        for _ in range(self._reader_count):
+            reader = await aiosqlite.connect(self.path, isolation_level=None)
+            await self._run(reader, lambda c: _configure(c, readonly=True))
+            self._readers.append(reader)
+
+    @staticmethod
+    async def _run(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+        return await conn._execute(fn, conn._conn)  # the whole function in the connection's thread
+
+    async def close(self) -> None:
+        for conn in self._readers:
+            await conn.close()
+        self._readers.clear()
+        if self._writer is not None:
+            # Fold the WAL back into the main file so a copy of the .db alone is a full backup.
+            try:
+                await self._run(self._writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+            except sqlite3.Error as exc:  # pragma: no cover - best effort
+                log.warning("checkpoint on close failed: %s", exc)
+            await self._writer.close()
+            self._writer = None
+
+    # -- writing ---------------------------------------------------------------------------------
+
+    async def write(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) as one IMMEDIATE transaction on the writer; commit, or roll back on error."""
+        assert self._writer is not None, "database is closed"
+
+        def tx(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
+
+        async with self._write_lock:
+            return await self._run(self._writer, tx)
+
+    async def execute_write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
+        """One write statement in its own transaction; returns the number of rows changed."""
+        return await self.write(lambda c: c.execute(sql, params).rowcount)
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def _reader(self) -> aiosqlite.Connection:
+        assert self._readers, "database is closed"
+        return self._readers[next(self._next_reader)]
+
+    async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run fn(conn) on a reader connection (a consistent snapshot for its duration)."""
+        reader = self._reader()
+
+        def snapshot(conn: sqlite3.Connection) -> T:
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                conn.execute("COMMIT")
+
+        return await self._run(reader, snapshot)
+
+    async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
+        return await self.read(lambda c: c.execute(sql, params).fetchall())
+
+    async def fetchone(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> sqlite3.Row | None:
+        return await self.read(lambda c: c.execute(sql, params).fetchone())
+
+    async def scalar(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> Any:
+        row = await self.fetchone(sql, params)
+        return None if row is None else row[0]
+
+
+@asynccontextmanager
+async def opened(path: Path, *, readers: int = 2) -> AsyncIterator[Database]:
+    db = await Database.open(path, readers=readers)
+    try:
+        yield db
+    finally:
+        await db.close()
