@@ -65,7 +65,9 @@ def bounding_boxes(lat: float, lng: float, radius_km: float) -> list[tuple[float
     phi = math.radians(lat)
     min_phi, max_phi = phi - d, phi + d
     if min_phi <= -math.pi / 2 or max_phi >= math.pi / 2:
-        return [(math.degrees(max(min_phi, -math.pi / 2)), math.degrees(min(max_phi, math.pi / 2)), -180.0, 180.0)]
+        min_lat = math.degrees(max(min_phi, -math.pi / 2))
+        max_lat = math.degrees(min(max_phi, math.pi / 2))
+        return [(min_lat, max_lat, -180.0, 180.0)]
     dlam = math.degrees(math.asin(min(1.0, math.sin(d) / math.cos(phi))))
     min_lat, max_lat = math.degrees(min_phi), math.degrees(max_phi)
     if dlam >= 180.0:
@@ -131,7 +133,9 @@ class PlaceIndex:
             lat, lng = float(lat), float(lng)
         except (TypeError, ValueError):
             return None
-        if not (math.isfinite(lat) and math.isfinite(lng) and -90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
+        if not (math.isfinite(lat) and math.isfinite(lng)):
+            return None
+        if not (-90.0 <= lat <= 90.0 and -180.0 <= lng <= 180.0):
             return None
         conn = self._connection()
         radius = min(START_RADIUS_KM, max_km)
