@@ -1,0 +1,194 @@
+"""The App object: owns the store, the pool, the job queue and the services, and starts and stops
+them in stages.
+
+Everything is wired here, explicitly: a view or a service gets the App (or the piece it needs)
+handed to it; there are no module globals to find things through. Start-up order is the
+dependency order; shutdown is the reverse with a timeout per stage: stop taking work → drain
+what is in flight → final writes → close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from daemon import __version__
+from daemon.config import Config
+from daemon.jobs.pool import WorkerPool
+from daemon.jobs.queue import JobQueue
+from daemon.library.decode import DecodeLimits
+from daemon.library.indexer import Indexer, StoreOutcome
+from daemon.library.scanner import Scanner, ScanReport
+from daemon.library.thumbnails import ThumbSettings
+from daemon.library.watcher import LibraryWatcher
+from daemon.places.geonames import build_places_db
+from daemon.places.index import PlaceIndex
+from daemon.store.db import Database
+from daemon.store.status import library_status
+
+log = logging.getLogger(__name__)
+
+
+class DataDirBusy(Exception):
+    """Another Shoebox process already uses this data directory."""
+
+
+class App:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.data: Path = config.data
+        self.library: Path = config.library
+        self.db_path = self.data / "shoebox.db"
+        self.thumbs = self.data / "thumbs"
+        self.db: Database | None = None
+        self.pool: WorkerPool | None = None
+        self.queue: JobQueue | None = None
+        self.scanner: Scanner | None = None
+        self.indexer: Indexer | None = None
+        self.places: PlaceIndex | None = None
+        self.watcher: LibraryWatcher | None = None
+        self.started_at = time.time()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._lock_fd: int | None = None
+        self.outcomes: list[StoreOutcome] = []  # recent store outcomes (index progress)
+        self.listeners: list[Any] = []  # callables(outcome) for progress bars and, later, events
+
+    # -- staged start ---------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.data.mkdir(parents=True, exist_ok=True)
+        self.thumbs.mkdir(parents=True, exist_ok=True)
+        self._take_lock()
+        self.db = await Database.open(self.db_path, readers=2)
+        self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
+        places_db = self.data / "places.db"
+        try:
+            await self.pool.run(build_places_db, places_db)
+            self.places = PlaceIndex(places_db)
+        except Exception as exc:  # places are a nicety: index without them rather than not at all
+            log.warning("offline places unavailable: %s", exc)
+            self.places = None
+        self.indexer = Indexer(
+            self.db, self.pool, root=self.library, thumbs=self.thumbs,
+            settings=ThumbSettings(format=cfg["thumbnails.format"], quality=cfg["thumbnails.quality"]),
+            limits=DecodeLimits(max_pixels=cfg["index.max_pixels"]), places=self.places,
+            exiftool=cfg["index.exiftool"], exiftool_timeout=cfg["index.exiftool_timeout"],
+            ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], on_stored=self._stored)
+        # One job more than workers keeps every worker busy while a job waits for the writer.
+        self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"])
+        self.queue.register("index", self.indexer.handle, self.indexer.failed)
+        self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"])
+        self.queue.start()
+        log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
+                 self.pool.workers)
+
+    def _take_lock(self) -> None:
+        """One process per data directory: two would run the same jobs twice."""
+        path = self.data / "shoebox.lock"
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            other = os.read(fd, 32).decode(errors="replace").strip()
+            os.close(fd)
+            raise DataDirBusy(f"another shoebox process (pid {other or '?'}) is using {self.data}") from None
+        os.ftruncate(fd, 0)
+        os.write(fd, str(os.getpid()).encode())
+        self._lock_fd = fd
+
+    def _stored(self, outcome: StoreOutcome) -> None:
+        for listener in list(self.listeners):
+            listener(outcome)
+
+    # -- background services (serve) ----------------------------------------------------------------------
+
+    def spawn(self, coro: Any, name: str) -> asyncio.Task[Any]:
+        """Start a background task and keep a reference so it is neither lost nor collected."""
+        task = asyncio.create_task(coro, name=name)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("background task %s failed", task.get_name(), exc_info=task.exception())
+
+    async def scan(self, only: list[bytes] | None = None) -> ScanReport:
+        assert self.scanner is not None and self.queue is not None
+        report = await self.scanner.scan(only)
+        if report.queued:
+            self.queue.wake()
+        return report
+
+    def start_background(self) -> None:
+        """Watcher, periodic rescans and the first scan: what `shoebox serve` adds to `start`."""
+        cfg = self.config
+        if cfg["index.scan_on_start"]:
+            self.spawn(self.scan(), "first-scan")
+        if cfg["index.watch"]:
+            self.watcher = LibraryWatcher(self.library, self.scan)
+            self.spawn(self.watcher.run(), "watcher")
+        if cfg["index.rescan_interval"]:
+            self.spawn(self._rescan_forever(cfg["index.rescan_interval"]), "rescans")
+
+    async def _rescan_forever(self, interval: float) -> None:
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.scan()
+            except Exception:
+                log.exception("periodic rescan failed")
+
+    async def index_once(self) -> ScanReport:
+        """Scan, then run every queued job to the end (`shoebox index`)."""
+        assert self.queue is not None
+        report = await self.scan()
+        await self.queue.wait_idle()
+        return report
+
+    async def status(self) -> dict[str, Any]:
+        assert self.db is not None and self.queue is not None
+        status = await library_status(self.db)
+        status["version"] = __version__
+        status["library"] = str(self.library)
+        status["uptime_s"] = round(time.time() - self.started_at, 1)
+        status["indexing"] = bool(self.queue.in_flight) or bool(self.scanner and self.scanner.running)
+        status["workers"] = self.pool.workers if self.pool else 0
+        status["watching"] = bool(self.watcher and self.watcher.active)
+        status["places"] = self.places is not None
+        return status
+
+    # -- staged stop ------------------------------------------------------------------------------------
+
+    async def stop(self, timeout: float = 30.0) -> None:
+        if self.watcher is not None:
+            self.watcher.stop()
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=5.0)
+        if self.queue is not None:
+            await self.queue.stop(timeout=timeout)
+        if self.pool is not None:
+            await self.pool.shutdown()
+        if self.places is not None:
+            self.places.close()
+        if self.db is not None:
+            await self.db.close()
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)
+            self._lock_fd = None
+
+    async def __aenter__(self) -> "App":
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
