@@ -1,0 +1,12 @@
+"""Typed keys for what the aiohttp application carries (aiohttp's web.AppKey)."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from daemon.app import App
+
+APP_KEY: web.AppKey["App"] = web.AppKey("shoebox_app")

@@ -1,0 +1,249 @@
+"""The `shoebox` command: serve, index, status, export, config.
+
+These names and flags are a contract that other tools, the systemd unit and the README rely on.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import signal
+import sqlite3
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from daemon import __version__
+from daemon.config import Config, ConfigError, add_setting_flags, flags_from_args, load_config
+
+log = logging.getLogger("shoebox")
+
+# Short flags every command that touches a library accepts (they set the same settings as the
+# long --index-workers style flags).
+SHORT_FLAGS = {
+    "library": lambda a: a.library,
+    "data": lambda a: a.data,
+    "index.workers": lambda a: getattr(a, "workers", None),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="shoebox", description="A private photo library for your home.")
+    parser.add_argument("--version", action="version", version=f"shoebox {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def common(p: argparse.ArgumentParser, *, workers: bool = False, settings: bool = False) -> None:
+        p.add_argument("--config", type=Path, help="configuration file (default: config/shoebox.toml, /etc/shoebox/shoebox.toml)")
+        p.add_argument("--library", help="the photo folder [SHOEBOX_LIBRARY]")
+        p.add_argument("--data", help="where the database and thumbnails live [SHOEBOX_DATA]")
+        if workers:
+            p.add_argument("--workers", help="worker threads (default: one per core) [SHOEBOX_INDEX_WORKERS]")
+        if settings:
+            add_setting_flags(p, skip=("library", "data", "index.workers"))
+
+    p = sub.add_parser("serve", help="run the daemon: web server, API, watcher and background indexing")
+    common(p, workers=True, settings=True)
+
+    p = sub.add_parser("index", help="index the library once, then exit (with a progress bar)")
+    common(p, workers=True, settings=True)
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--stats-json", type=Path, help="write stage timings and counts to this file (benchmarks)")
+
+    p = sub.add_parser("status", help="counts, queue, errors and offline files")
+    common(p)
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
+    p = sub.add_parser("export", help="write every photo with all its fields as one JSON array")
+    common(p)
+    p.add_argument("--json", dest="json_file", required=True, metavar="FILE", help="output file ('-' for stdout)")
+
+    p = sub.add_parser("config", help="print the effective settings and where each came from")
+    common(p, workers=True, settings=True)
+    return parser
+
+
+def load(args: argparse.Namespace) -> Config:
+    return load_config(file=args.config, flags=flags_from_args(args, SHORT_FLAGS))
+
+
+def setup_logging(level: str) -> None:
+    logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        config = load(args)
+    except ConfigError as exc:
+        print(f"shoebox: configuration error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(config["log.level"])
+    handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
+               "config": cmd_config}[args.command]
+    try:
+        return handler(config, args)
+    except KeyboardInterrupt:
+        return 130
+    except Exception as exc:
+        from daemon.app import DataDirBusy
+        if isinstance(exc, DataDirBusy):
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return 3
+        raise
+
+
+# -- commands ---------------------------------------------------------------------------------------
+
+
+def cmd_config(config: Config, args: argparse.Namespace) -> int:
+    print(f"# config file: {config.file or '(none)'}")
+    for name, value, origin in config.describe():
+        print(f"{name} = {value}    # {origin}")
+    return 0
+
+
+def cmd_serve(config: Config, args: argparse.Namespace) -> int:
+    asyncio.run(serve(config))
+    return 0
+
+
+async def serve(config: Config) -> None:
+    from daemon.api.server import start_server
+    from daemon.app import App
+    from daemon.system import notify
+
+    app = App(config)
+    await app.start()
+    runner = await start_server(app, config["server.host"], config["server.port"])
+    log.info("serving on http://%s:%d/", config["server.host"], config["server.port"])
+    app.start_background()
+    notify.ready()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        await stop.wait()
+    finally:
+        notify.stopping()
+        log.info("stopping")
+        await runner.cleanup()
+        await app.stop()
+
+
+def cmd_index(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(index(config, quiet=args.quiet, stats_json=args.stats_json))
+
+
+async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
+    from tqdm import tqdm
+
+    from daemon.app import App
+
+    app = App(config)
+    await app.start()
+    started = time.perf_counter()
+    bar = None
+    counts = {"indexed": 0, "errors": 0, "duplicates": 0, "moved": 0}
+
+    def progress(outcome: Any) -> None:
+        key = ("errors" if outcome.error else "duplicates" if outcome.duplicate
+               else "moved" if outcome.moved else "indexed")
+        counts[key] += 1
+        if bar is not None:
+            bar.update(1)
+
+    app.listeners.append(progress)
+    try:
+        assert app.queue is not None
+        report = await app.scan()
+        pending = sum((await app.queue.pending()).values())
+        if not quiet and sys.stderr.isatty() or not quiet and pending:
+            bar = tqdm(total=pending, unit="file", desc="indexing", dynamic_ncols=True, file=sys.stderr,
+                       mininterval=0.5, smoothing=0.1)
+        await app.queue.wait_idle()
+        status = await app.status()
+    finally:
+        if bar is not None:
+            bar.close()
+        elapsed = time.perf_counter() - started
+        times = app.indexer.times if app.indexer else None
+        await app.stop()
+    if report.status == "skipped":
+        print(f"shoebox: scan skipped: {report.reason}", file=sys.stderr)
+    done = sum(counts.values())
+    print(f"indexed {counts['indexed']} files in {elapsed:.1f} s ({done / elapsed if elapsed else 0:.1f} files/s); "
+          f"{counts['errors']} errors, {counts['duplicates']} duplicates, {counts['moved']} moved; "
+          f"{report.offline} went offline, {report.online} came back; "
+          f"library: {status['photos']['total']} photos", file=sys.stderr)
+    if stats_json is not None:
+        stats_json.write_text(json.dumps({
+            "elapsed_s": elapsed, "files": done, "counts": counts,
+            "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
+        }, indent=2, default=str))
+    return 1 if report.status == "skipped" else 0
+
+
+def _open_readonly(config: Config) -> sqlite3.Connection:
+    path = config.data / "shoebox.db"
+    if not path.exists():
+        raise SystemExit(f"shoebox: no library index at {path} yet; run `shoebox index` or `shoebox serve` first")
+    conn = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn
+
+
+def cmd_status(config: Config, args: argparse.Namespace) -> int:
+    from daemon.store.status import _status
+
+    conn = _open_readonly(config)
+    try:
+        status = _status(conn, error_limit=20)
+    finally:
+        conn.close()
+    if args.json:
+        print(json.dumps(status, indent=2))
+        return 0
+    p, f, q = status["photos"], status["files"], status["queue"]
+    print(f"library   {config.library}")
+    print(f"photos    {p['total']} ({p['videos']} videos, {p['live']} live, {p['raw']} raw; "
+          f"{p['offline']} offline, {p['review']} to review)")
+    print(f"files     {f['indexed']} indexed, {f['new']} waiting, {f['errors']} errors, "
+          f"{f['duplicates']} duplicates, {f['offline']} offline, {f['sidecars']} sidecars")
+    print("queue     " + (", ".join(f"{k} {v}" for k, v in q.items() if k != "total") or "empty"))
+    scan = status["last_scan"]
+    if scan:
+        line = f"last scan {scan['started_at']} {scan['status']}"
+        if scan["reason"]:
+            line += f": {scan['reason']}"
+        print(line)
+    if status["errors"]:
+        print("errors:")
+        for e in status["errors"]:
+            print(f"  {e['path']}: {e['error']}")
+    if status["offline_files"]:
+        print("offline files:")
+        for path in status["offline_files"]:
+            print(f"  {path}")
+    return 0
+
+
+def cmd_export(config: Config, args: argparse.Namespace) -> int:
+    from daemon.store.export import export_json
+
+    conn = _open_readonly(config)
+    try:
+        count = export_json(conn, args.json_file)
+    finally:
+        conn.close()
+    if args.json_file != "-":
+        print(f"exported {count} photos to {args.json_file}", file=sys.stderr)
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())
