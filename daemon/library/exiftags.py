@@ -31,7 +31,9 @@ Candidate = tuple[str, Any, Source, int]
 
 # Tags read in print form (no -n) for the lens: numeric LensType/LensID are lookup codes.
 LENS_TAGS = ("LensModel", "LensID", "Lens", "LensType")
-EXTRA_TAGS = LENS_TAGS + ("ContentIdentifier", "ISO")
+# Apple's Live Photo id in a still: MakerNotes tag 0x0011, "MediaGroupUUID" before ExifTool 12.6x
+# named it "ContentIdentifier"; both names are asked for.
+EXTRA_TAGS = LENS_TAGS + ("ContentIdentifier", "MediaGroupUUID", "ISO")
 
 
 def _pick(tags: dict[str, Any], *keys: str) -> Any:
@@ -67,7 +69,7 @@ def lens_from(tags: dict[str, Any]) -> str | None:
 
 
 def content_identifier_from(tags: dict[str, Any]) -> str | None:
-    return clean_text(_pick(tags, "Apple:ContentIdentifier", "Keys:ContentIdentifier"))
+    return clean_text(_pick(tags, "Apple:ContentIdentifier", "Apple:MediaGroupUUID", "Keys:ContentIdentifier"))
 
 
 def fields_from_exiftool(tags: dict[str, Any]) -> list[Candidate]:
