@@ -240,7 +240,12 @@ def _normalise_mode(im: Image.Image) -> Image.Image:
     if mode == "F":
         scale = 255.0 if im.getextrema()[1] <= 1.0 else 1.0  # 0..1 floats or 0..255 floats
         return im.point(lambda v: v * scale).convert("L")
-    return im.convert("RGB")  # YCbCr, LAB, HSV, ...
+    if mode == "LAB":
+        # Pillow has no colour-correct LAB->RGB convert; little CMS does (D50 Lab -> sRGB).
+        return ImageCms.profileToProfile(
+            im, ImageCms.createProfile("LAB"), ImageCms.createProfile("sRGB"), outputMode="RGB"
+        )
+    return im.convert("RGB")  # YCbCr, HSV, ...
 
 
 _SRGB_NAMES = ("srgb", "iec61966-2.1", "iec 61966-2-1")
