@@ -1,0 +1,136 @@
+"""The daemon as a user runs it: killed mid-index and restarted, and serving with a live watcher."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import time
+import urllib.request
+from pathlib import Path
+
+from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
+from tests.conftest import copy_sample
+from tests.integration.support import REPO, SHOEBOX, free_port, photos, query, shoebox
+
+
+def distinct_copies(src: Path, dest_dir: Path, count: int) -> None:
+    """`count` copies of a JPEG that differ in content hash (a unique trailer after the image data)."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    data = src.read_bytes()
+    for i in range(count):
+        (dest_dir / f"IMG_{i:04d}.jpg").write_bytes(data + f"shoebox-test-{i}".encode())
+
+
+def env() -> dict[str, str]:
+    return {k: v for k, v in os.environ.items() if not k.startswith("SHOEBOX_")}
+
+
+def indexed_count(db: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM files WHERE state = 'indexed'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+def test_kill_9_during_indexing_resumes_without_loss_or_duplicates(library: Path, tmp_path: Path, samples: Path) -> None:
+    count = 40
+    distinct_copies(samples / "exif-samples/jpg/mobile/jolla.jpg", library / "phone", count)
+    data = tmp_path / "data"
+    proc = subprocess.Popen([*SHOEBOX, "index", "--library", str(library), "--data", str(data), "--workers", "1",
+                             "--quiet"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    while indexed_count(data / "shoebox.db") < 5:
+        assert proc.poll() is None, f"indexing ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
+        assert time.monotonic() < deadline, "indexing did not make progress"
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=30)
+    done_before = indexed_count(data / "shoebox.db")
+    assert 5 <= done_before < count, "the kill came too late to prove anything"
+
+    shoebox("index", "--library", str(library), "--data", str(data), "--workers", "2", "--quiet")
+
+    assert query(data, "PRAGMA integrity_check")[0][0] == "ok"
+    files = query(data, "SELECT state, photo_id FROM files")
+    assert len(files) == count, "a file row was lost or duplicated"
+    assert all(f["state"] == "indexed" for f in files)
+    assert len({f["photo_id"] for f in files}) == count, "two files share a photo, or a photo was made twice"
+    all_photos = photos(data)
+    assert len(all_photos) == count
+    assert not query(data, "SELECT id FROM jobs"), "jobs were left behind"
+    assert not query(data, "SELECT id FROM photos WHERE primary_file_id IS NULL"), "a half-made photo was left behind"
+    settings = ThumbSettings()
+    for p in all_photos:
+        for size in INDEX_SIZES:
+            assert thumb_path(data / "thumbs", p["thumb_key"], size, settings).is_file()
+    leftovers = [p for p in (data / "thumbs").rglob("*") if p.is_file() and ".tmp" in p.name]
+    assert not leftovers, f"temporary thumbnail files left: {leftovers[:3]}"
+
+
+def get_json(url: str) -> dict:
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        return json.loads(resp.read())
+
+
+def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
+
+
+def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, tmp_path: Path, samples: Path) -> None:
+    copy_sample(samples, "exif-samples/jpg/Canon_40D.jpg", library)
+    copy_sample(samples, "exif-samples/jpg/Nikon_D70.jpg", library / "sub")
+    data = tmp_path / "data"
+    port = free_port()
+    proc = subprocess.Popen(
+        [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
+         "--server-port", str(port), "--workers", "2"],
+        cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    base = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        def healthy():  # type: ignore[no-untyped-def]
+            try:
+                return get_json(f"{base}/health")["status"] == "ok"
+            except OSError:
+                assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
+                return False
+
+        wait_for(healthy, 60, "the server to answer /health")
+        wait_for(lambda: get_json(f"{base}/status")["photos"]["total"] == 2, 60, "the first scan")
+
+        # a camera drops a new photo into a new folder: picked up by the watcher within seconds
+        time.sleep(1.0)
+        started = time.monotonic()
+        copy_sample(samples, "exif-samples/jpg/gps/DSCN0010.jpg", library / "new" / "today")
+        wait_for(lambda: get_json(f"{base}/status")["photos"]["total"] == 3, 15, "the watcher to index a new file")
+        assert time.monotonic() - started < 15
+        status = get_json(f"{base}/status")
+        assert status["watching"] is True and status["files"]["errors"] == 0
+
+        # a file removed while serving goes offline, not away
+        os.remove(library / "Canon_40D.jpg")
+        wait_for(lambda: get_json(f"{base}/status")["photos"]["offline"] == 1, 15, "the removal to be noticed")
+        assert get_json(f"{base}/status")["photos"]["total"] == 3
+
+        # a second daemon on the same data directory is refused, with a reason
+        second = shoebox("index", "--library", str(library), "--data", str(data), check=False)
+        assert second.returncode == 3 and "another shoebox process" in second.stderr
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            raise
+    assert code == 0, proc.stderr.read().decode()[-2000:]
+    assert not (data / "shoebox.db-wal").exists() or (data / "shoebox.db-wal").stat().st_size == 0
