@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from daemon.library.metavalues import (
-    Stamp,
     apply_ref,
     clean_caption,
     clean_position,
@@ -246,4 +245,4 @@ def _has_hemisphere(value: Any) -> bool:
     return isinstance(value, str) and value.strip()[-1:].upper() in ("N", "S", "E", "W")
 
 
-__all__ = ["XmpError", "XmpFields", "Stamp", "parse_properties", "read_xmp", "decode_packet"]
+__all__ = ["XmpError", "XmpFields", "parse_properties", "read_xmp", "decode_packet"]
