@@ -162,6 +162,18 @@ def test_animated_transparent_gif_first_frame_on_white(tmp_path):
     assert centre[0] > 200 and centre[2] < 60  # the first frame (red), not the second (blue)
 
 
+def test_16_bit_greyscale_png_keeps_its_tones(tmp_path):
+    """16-bit scans: mid-grey stays mid-grey instead of everything above 255 turning white."""
+    src = tmp_path / "scan16.png"
+    ramp = np.linspace(0, 65535, 256 * 100).reshape(100, 256).astype(np.uint16)
+    Image.fromarray(ramp).save(src)
+    d = decode(src, longest_needed=256, limits=LIMITS)
+    assert d.image.mode == "RGB"
+    assert d.image.getpixel((0, 0)) == (0, 0, 0)
+    assert d.image.getpixel((255, 99)) == (255, 255, 255)
+    assert abs(d.image.getpixel((128, 50))[0] - 128) <= 2
+
+
 # --- RAW: the embedded preview ------------------------------------------------------------------
 
 def _make_dng(preview_jpeg: bytes, orientation: int) -> bytes:
