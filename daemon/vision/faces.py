@@ -147,6 +147,10 @@ class FaceDetector:
         w, h = image.size
         if w < 1 or h < 1:
             raise FaceError("cannot detect faces in an empty image")
+        expected = (1, self.size, self.size, 3)
+        if self.handle.input_shapes[0] != expected:
+            raise FaceError(f"{self.handle.path.name} takes {self.handle.input_shapes[0]}, a {self.kind}-range "
+                            f"BlazeFace takes {expected}: wrong model file for this detector")
         tensor, side, pad_x, pad_y = letterbox(image, self.size)
         regressors, classifiers = self.handle.run(tensor)
         raw = regressors.reshape(-1, 16).astype(np.float64)
