@@ -21,7 +21,7 @@ PILLOW_SIMD := pillow-simd==12.1.1.post0
 PILLOW      := Pillow>=11,<14
 # Plugins that declare a dependency on Pillow: installed --no-deps so that plain Pillow never
 # shadows pillow-simd (both install into the same PIL package).
-NODEPS_PKGS := pillow-heif==1.8.1 pillow-jxl-plugin==1.3.8 blurhash-python==1.2.2 reverse-geocoder==1.5.1
+NODEPS_PKGS := pillow-heif==1.8.1 pillow-avif-plugin==1.6.0 pillow-jxl-plugin==1.3.8 blurhash-python==1.2.2 reverse-geocoder==1.5.1
 
 .PHONY: run serve test bench deps system-deps venv models-build clean help
 

@@ -17,6 +17,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from daemon import __version__
 from daemon.config import Config
 from daemon.jobs.pool import WorkerPool
@@ -65,6 +67,9 @@ class App:
         self.data.mkdir(parents=True, exist_ok=True)
         self.thumbs.mkdir(parents=True, exist_ok=True)
         self._take_lock()
+        # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from
+        # the header in daemon.library.decode) instead of refusing 180-200 MP photos on its own.
+        Image.MAX_IMAGE_PIXELS = cfg["index.max_pixels"]
         self.db = await Database.open(self.db_path, readers=2)
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
         places_db = self.data / "places.db"
