@@ -156,7 +156,8 @@ def ensure_pillow_venv(bench_dir: Path = BENCH_DIR, log=print) -> Path:
         shutil.rmtree(venv)
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    _pip(python, *deps)
+    # packaging: pillow-jxl-plugin imports it without declaring it (the project venv gets it from pip).
+    _pip(python, *deps, "packaging")
     last: BenchError | None = None
     for spec in PLAIN_PILLOW:
         try:
@@ -167,7 +168,7 @@ def ensure_pillow_venv(bench_dir: Path = BENCH_DIR, log=print) -> Path:
     else:
         raise BenchError(f"could not install plain Pillow: {last}")
     _pip(python, "--no-deps", *PLUGINS_NO_DEPS)
-    check = subprocess.run([str(python), "-c", "import PIL, pillow_heif; print(PIL.__version__)"],
+    check = subprocess.run([str(python), "-c", "import PIL, daemon.app, daemon.library.indexer; print(PIL.__version__)"],
                            capture_output=True, text=True, cwd=REPO)
     if check.returncode != 0:
         raise BenchError(f"the plain-Pillow venv does not import: {check.stderr.strip()}")
