@@ -32,6 +32,7 @@ from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database
 from daemon.store.status import library_status
+from daemon.vision.tagger import Tagger, TaggingSettings, TagOutcome
 
 log = logging.getLogger(__name__)
 
@@ -54,11 +55,13 @@ class App:
         self.indexer: Indexer | None = None
         self.places: PlaceIndex | None = None
         self.watcher: LibraryWatcher | None = None
+        self.tagger: Tagger | None = None
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
         self.outcomes: list[StoreOutcome] = []  # recent store outcomes (index progress)
-        self.listeners: list[Any] = []  # callables(outcome) for progress bars and, later, events
+        self.listeners: list[Any] = []  # callables(StoreOutcome) for progress bars and events
+        self.tag_listeners: list[Any] = []  # callables(TagOutcome)
 
     # -- staged start ---------------------------------------------------------------------------------
 
@@ -79,15 +82,25 @@ class App:
         except Exception as exc:  # places are a nicety: index without them rather than not at all
             log.warning("offline places unavailable: %s", exc)
             self.places = None
+        thumb_settings = ThumbSettings(format=cfg["thumbnails.format"], quality=cfg["thumbnails.quality"])
+        tagging = self.tagging_settings()
         self.indexer = Indexer(
-            self.db, self.pool, root=self.library, thumbs=self.thumbs,
-            settings=ThumbSettings(format=cfg["thumbnails.format"], quality=cfg["thumbnails.quality"]),
+            self.db, self.pool, root=self.library, thumbs=self.thumbs, settings=thumb_settings,
             limits=DecodeLimits(max_pixels=cfg["index.max_pixels"]), places=self.places,
             exiftool=cfg["index.exiftool"], exiftool_timeout=cfg["index.exiftool_timeout"],
-            ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], on_stored=self._stored)
+            ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], tagging=bool(tagging.tasks()),
+            on_stored=self._stored)
         # One job more than workers keeps every worker busy while a job waits for the writer.
         self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"])
         self.queue.register("index", self.indexer.handle, self.indexer.failed)
+        if tagging.tasks():
+            self.tagger = Tagger(self.db, self.pool, settings=tagging, thumbs=self.thumbs,
+                                 thumb_settings=thumb_settings, on_tagged=self._tagged)
+            self.queue.register("tag", self.tagger.handle, self.tagger.failed)
+            for task, state in self.tagger.models.states().items():
+                if state["state"] in ("missing", "failed"):
+                    log.warning("tagging: %s model %s: %s", task, state["state"], state["reason"])
+            await self.tagger.requeue_backlog()
         self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"])
         self.queue.start()
         log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
@@ -107,8 +120,19 @@ class App:
         os.write(fd, str(os.getpid()).encode())
         self._lock_fd = fd
 
+    def tagging_settings(self) -> TaggingSettings:
+        t = self.config.section("tagging")
+        return TaggingSettings(
+            enabled=t["enabled"], labels=t["labels"], faces=t["faces"], nsfw=t["nsfw"],
+            nsfw_threshold=t["nsfw_threshold"], models_dir=Path(t["models_dir"]), idle_unload=t["idle_unload"],
+            threads=t["threads"], face_min_size=t["face_min_size"], match_threshold=t["match_threshold"])
+
     def _stored(self, outcome: StoreOutcome) -> None:
         for listener in list(self.listeners):
+            listener(outcome)
+
+    def _tagged(self, outcome: TagOutcome) -> None:
+        for listener in list(self.tag_listeners):
             listener(outcome)
 
     # -- background services (serve) ----------------------------------------------------------------------
@@ -142,6 +166,20 @@ class App:
             self.spawn(self.watcher.run(), "watcher")
         if cfg["index.rescan_interval"]:
             self.spawn(self._rescan_forever(cfg["index.rescan_interval"]), "rescans")
+        if self.tagger is not None:
+            self.spawn(self._watch_models(), "models")
+
+    async def _watch_models(self, interval: float = 30.0) -> None:
+        """Tag the backlog once a missing or broken model file is usable, and unload idle models."""
+        assert self.tagger is not None and self.queue is not None
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                if await self.tagger.requeue_backlog():
+                    self.queue.wake()
+                self.tagger.models.unload_idle()
+            except Exception:
+                log.exception("checking the tagging models failed")
 
     async def _rescan_forever(self, interval: float) -> None:
         while True:
@@ -168,6 +206,9 @@ class App:
         status["workers"] = self.pool.workers if self.pool else 0
         status["watching"] = bool(self.watcher and self.watcher.active)
         status["places"] = self.places is not None
+        status["tagging"] = self.tagger.status() if self.tagger else {"enabled": False}
+        if self.tagger:
+            status["tagging"]["backlog"] = status["queue"].get("tag", 0)
         return status
 
     # -- staged stop ------------------------------------------------------------------------------------

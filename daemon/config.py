@@ -150,6 +150,19 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("index", "ffmpeg", "str", "ffmpeg", "The ffmpeg program, for video poster frames."),
     Setting("index", "ffprobe", "str", "ffprobe", "The ffprobe program, for video metadata."),
     Setting("index", "job_retries", "int", 2, "How often a failed index job is retried before the file is recorded as an error.", 0, 10),
+    Setting("tagging", "enabled", "bool", True, "Tag photos on this device: labels, faces and people (and NSFW when on)."),
+    Setting("tagging", "labels", "bool", True, "Label photos with the image classifier (EfficientNet-Lite0, int8)."),
+    Setting("tagging", "faces", "bool", True, "Find faces (BlazeFace) and group them into people (MobileFaceNet)."),
+    Setting("tagging", "nsfw", "bool", False, "Score photos for nudity and mark those above nsfw_threshold private."),
+    Setting("tagging", "nsfw_threshold", "float", 0.8, "NSFW score (0-1) from which a photo is marked private.", 0, 1),
+    Setting("tagging", "models_dir", "path", Path(__file__).resolve().parent.parent / "models",
+            "Folder with the TFLite models and labels.yml (the repository's models/ folder by default)."),
+    Setting("tagging", "idle_unload", "int", 0,
+            "Seconds after which unused models are unloaded to free memory (0: keep them loaded).", 0, 86400),
+    Setting("tagging", "threads", "int", 1, "Interpreter threads per worker (each worker runs its own interpreter).", 1, 8),
+    Setting("tagging", "face_min_size", "int", 30, "Smallest face, in pixels on the 720 px image, that is kept.", 8, 720),
+    Setting("tagging", "match_threshold", "float", 0.55,
+            "Cosine similarity from which a face is the same person (calibrated on the sample faces: see README).", 0, 1),
     Setting("thumbnails", "format", "choice", "jpeg",
             "Thumbnail format. WebP is smaller but costs about 30x more CPU to encode on these machines.",
             choices=("jpeg", "webp")),
@@ -247,7 +260,10 @@ def load_config(
             setting = SCHEMA_BY_NAME.get(name)
             if setting is None:
                 raise ConfigError(f"{path}: unknown setting {name!r}; known: {', '.join(sorted(SCHEMA_BY_NAME))}")
-            values[name] = setting.coerce(raw, str(path))
+            value = setting.coerce(raw, str(path))
+            if setting.type == "path" and not value.is_absolute():
+                value = (path.parent / value).resolve()  # relative to the file, not to the caller's cwd
+            values[name] = value
             origins[name] = str(path)
 
     for setting in SCHEMA:
