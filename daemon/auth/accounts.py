@@ -1,0 +1,94 @@
+"""User accounts in the store: plain synchronous SQL, run by the writer (API) or by the
+`shoebox users` command on its own connection.
+
+Rules kept here so the API and the command line cannot disagree: names are short and plain; the
+last admin can be neither removed nor demoted (nobody could manage the library any more); a
+password change ends every session of that user.
+"""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from typing import Any
+
+from daemon.auth.errors import AccountError, Conflict, NotFound
+from daemon.auth.roles import Role
+from daemon.timeutil import utcnow
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")
+
+
+def check_name(name: str) -> str:
+    name = str(name).strip()
+    if not NAME_RE.match(name):
+        raise AccountError(
+            f"invalid user name {name!r}: 1-64 letters, digits, '.', '_', '@' or '-', starting with a letter or digit")
+    return name
+
+
+def user_dict(row: sqlite3.Row) -> dict[str, Any]:
+    return {"name": row["name"], "role": row["role"], "created_at": row["created_at"],
+            "password_changed_at": row["password_changed_at"], "locked_until": row["locked_until"]}
+
+
+def admin_exists(conn: sqlite3.Connection) -> bool:
+    return conn.execute("SELECT 1 FROM users WHERE role = 'admin' LIMIT 1").fetchone() is not None
+
+
+def get_user(conn: sqlite3.Connection, name: str) -> sqlite3.Row | None:
+    return conn.execute("SELECT * FROM users WHERE name = ?", (str(name).strip(),)).fetchone()
+
+
+def list_users(conn: sqlite3.Connection) -> list[dict[str, Any]]:
+    return [user_dict(r) for r in conn.execute("SELECT * FROM users ORDER BY name COLLATE NOCASE")]
+
+
+def create_user(conn: sqlite3.Connection, name: str, role: Role, password_hash: str) -> int:
+    """A new user; Conflict if the name is taken (names compare without case)."""
+    name = check_name(name)
+    if get_user(conn, name) is not None:
+        raise Conflict(f"a user named {name!r} already exists")
+    now = utcnow()
+    cur = conn.execute(
+        "INSERT INTO users (name, role, password_hash, created_at, updated_at, password_changed_at)"
+        " VALUES (?, ?, ?, ?, ?, ?)", (name, Role(role).value, password_hash, now, now, now))
+    return int(cur.lastrowid)
+
+
+def _require(conn: sqlite3.Connection, name: str) -> sqlite3.Row:
+    row = get_user(conn, name)
+    if row is None:
+        raise NotFound(f"no user named {name!r}")
+    return row
+
+
+def _is_last_admin(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
+    if row["role"] != Role.ADMIN.value:
+        return False
+    return conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()[0] <= 1
+
+
+def set_password(conn: sqlite3.Connection, name: str, password_hash: str) -> int:
+    """Replace the password, lift any lockout and end every session; returns sessions ended."""
+    row = _require(conn, name)
+    now = utcnow()
+    conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ?, updated_at = ?, failed_logins = 0,"
+                 " locked_until = NULL WHERE id = ?", (password_hash, now, now, row["id"]))
+    return conn.execute("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
+                        (now, row["id"])).rowcount
+
+
+def set_role(conn: sqlite3.Connection, name: str, role: Role) -> None:
+    row = _require(conn, name)
+    if Role(role) is not Role.ADMIN and _is_last_admin(conn, row):
+        raise AccountError(f"{row['name']!r} is the last admin; make another admin first")
+    conn.execute("UPDATE users SET role = ?, updated_at = ? WHERE id = ?", (Role(role).value, utcnow(), row["id"]))
+
+
+def remove_user(conn: sqlite3.Connection, name: str) -> None:
+    """Delete a user with their sessions and tokens (cascade); never the last admin."""
+    row = _require(conn, name)
+    if _is_last_admin(conn, row):
+        raise AccountError(f"{row['name']!r} is the last admin and cannot be removed; make another admin first")
+    conn.execute("DELETE FROM users WHERE id = ?", (row["id"],))
