@@ -20,7 +20,9 @@ from typing import Any
 from PIL import Image
 
 from daemon import __version__
+from daemon.auth.service import AuthService, AuthSettings
 from daemon.config import Config
+from daemon.events.service import EventService
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import JobQueue
 from daemon.library.decode import DecodeLimits
@@ -55,7 +57,9 @@ class App:
         self.indexer: Indexer | None = None
         self.places: PlaceIndex | None = None
         self.watcher: LibraryWatcher | None = None
+        self.auth: AuthService | None = None  # logins, sessions, app tokens: daemon.auth
         self.tagger: Tagger | None = None
+        self.events: EventService | None = None  # app.events.publish(type, data): daemon.events
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
@@ -74,6 +78,8 @@ class App:
         # the header in daemon.library.decode) instead of refusing 180-200 MP photos on its own.
         Image.MAX_IMAGE_PIXELS = cfg["index.max_pixels"]
         self.db = await Database.open(self.db_path, readers=2)
+        # Accounts and tokens: the signing secret is made here at first start (data/secret.key, 0600).
+        self.auth = AuthService(self.db, self.data, AuthSettings.from_config(cfg.section("auth")))
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
         places_db = self.data / "places.db"
         try:
@@ -102,6 +108,8 @@ class App:
                     log.warning("tagging: %s model %s: %s", task, state["state"], state["reason"])
             await self.tagger.requeue_backlog()
         self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"])
+        self.events = EventService(self)
+        await self.events.start()
         self.queue.start()
         log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
                  self.pool.workers)
@@ -154,6 +162,8 @@ class App:
         report = await self.scanner.scan(only)
         if report.queued:
             self.queue.wake()
+        if self.events is not None:
+            await self.events.index.on_scan(report)
         return report
 
     def start_background(self) -> None:
@@ -168,6 +178,8 @@ class App:
             self.spawn(self._rescan_forever(cfg["index.rescan_interval"]), "rescans")
         if self.tagger is not None:
             self.spawn(self._watch_models(), "models")
+        if self.events is not None:
+            self.spawn(self.events.start_transports(), "events-transports")
 
     async def _watch_models(self, interval: float = 30.0) -> None:
         """Tag the backlog once a missing or broken model file is usable, and unload idle models."""
@@ -209,6 +221,8 @@ class App:
         status["tagging"] = self.tagger.status() if self.tagger else {"enabled": False}
         if self.tagger:
             status["tagging"]["backlog"] = status["queue"].get("tag", 0)
+        if self.events is not None:
+            status["events"] = await self.events.status()
         return status
 
     # -- staged stop ------------------------------------------------------------------------------------
@@ -222,12 +236,16 @@ class App:
             await asyncio.wait(list(self._tasks), timeout=5.0)
         if self.queue is not None:
             await self.queue.stop(timeout=timeout)
+        if self.events is not None:
+            await self.events.stop()
         if self.pool is not None:
             await self.pool.shutdown()
         if self.places is not None:
             self.places.close()
         if self.db is not None:
             await self.db.close()
+        if self.auth is not None:
+            self.auth.close()
         if self._lock_fd is not None:
             os.close(self._lock_fd)
             self._lock_fd = None

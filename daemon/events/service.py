@@ -1,0 +1,320 @@
+"""The events room as the App sees it: the bus, the events raised by indexing and scanning, and
+the transports (MQTT, webhooks) and zeroconf announcer that `shoebox serve` adds.
+
+`app.events.publish(type, data)` is the one call any other part of the daemon needs (tagging,
+albums, the importer): see daemon.events.bus for the types and README for their data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import time
+from typing import TYPE_CHECKING, Any
+
+from daemon import __version__
+from daemon.events import bus as ev
+from daemon.events.bus import Event, EventBus
+from daemon.library.indexer import StoreOutcome
+from daemon.library.scanner import ScanReport
+from daemon.library.thumbnails import ThumbSettings, thumb_path
+from daemon.store.status import library_status
+
+if TYPE_CHECKING:  # pragma: no cover
+    from daemon.app import App
+    from daemon.events.mdns import Announcer
+    from daemon.events.mqtt import MqttTransport
+    from daemon.events.webhooks import WebhookManager
+
+log = logging.getLogger(__name__)
+
+OUTCOME_QUEUE = 10_000
+_FINISHED = object()  # marker in the outcome queue: the index run ended after these outcomes
+
+PHOTO_QUERY = (
+    "SELECT f.path_text, p.uid, p.type, p.taken_at, p.width, p.height, p.city, p.country"
+    " FROM files f LEFT JOIN photos p ON p.id = ? WHERE f.id = ?")
+
+
+class IndexEvents:
+    """Turns what the indexer stored and what the scanner found into events.
+
+    The indexer's callback only queues its outcome (it must not wait); one task looks up each
+    outcome's photo and publishes, so the events come out in the order the store wrote them."""
+
+    def __init__(self, app: "App", bus: EventBus) -> None:
+        self.app = app
+        self.bus = bus
+        self.queue: asyncio.Queue[Any] = asyncio.Queue(OUTCOME_QUEUE)
+        self.lost = 0
+        self.running = False  # an index run (index.started sent, index.finished not yet)
+        self.counts: dict[str, int] = {}
+        self.started_at = 0.0
+        self._task: asyncio.Task[None] | None = None
+        self._waiter: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._publish_forever(), name="events-index")
+
+    def on_stored(self, outcome: StoreOutcome) -> None:
+        """App listener: called by the indexer after each store transaction."""
+        try:
+            self.queue.put_nowait(outcome)
+        except asyncio.QueueFull:
+            self.lost += 1
+
+    def on_tagged(self, outcome: Any) -> None:
+        """App tag listener (daemon.vision.tagger.TagOutcome): labels, faces, people."""
+        self.on_stored(outcome)
+
+    async def on_scan(self, report: ScanReport) -> None:
+        """Called by App.scan after every scan: library offline/online, and the start of a run."""
+        db = self.app.db
+        assert db is not None
+        state = "offline" if report.status == "skipped" else "online" if report.status == "done" else None
+        if state is not None:
+            def swap(conn: sqlite3.Connection) -> str | None:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'events.library'").fetchone()
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('events.library', ?)", (state,))
+                return row[0] if row else None
+
+            before = await db.write(swap)
+            if state == "offline" and before != "offline":
+                self.bus.publish(ev.LIBRARY_OFFLINE, {"library": str(self.app.library), "reason": report.reason})
+            elif state == "online" and before == "offline":
+                self.bus.publish(ev.LIBRARY_ONLINE, {"library": str(self.app.library), "files_back": report.online})
+        if report.queued and not self.running:
+            self.running = True
+            self.counts = {"indexed": 0, "added": 0, "updated": 0, "errors": 0, "duplicates": 0}
+            self.started_at = time.monotonic()
+            self.bus.publish(ev.INDEX_STARTED, {"queued": report.queued, "added": report.added,
+                                                "changed": report.changed})
+            self._waiter = asyncio.create_task(self._wait_for_idle(), name="events-index-idle")
+
+    async def _wait_for_idle(self) -> None:
+        assert self.app.queue is not None
+        await self.app.queue.wait_idle()
+        await self.queue.put(_FINISHED)
+
+    async def _publish_forever(self) -> None:
+        db = self.app.db
+        assert db is not None
+        while True:
+            item = await self.queue.get()
+            try:
+                if item is _FINISHED:
+                    self.running = False
+                    self.bus.publish(ev.INDEX_FINISHED, {**self.counts,
+                                                         "seconds": round(time.monotonic() - self.started_at, 1)})
+                    continue
+                if isinstance(item, StoreOutcome):
+                    await self._publish_outcome(db, item)
+                else:
+                    self._publish_tags(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("events: could not publish an index outcome")
+            finally:
+                self.queue.task_done()
+
+    async def _publish_outcome(self, db: Any, o: StoreOutcome) -> None:
+        row = await db.fetchone(PHOTO_QUERY, (o.photo_id, o.file_id))
+        path = row["path_text"] if row else None
+        if o.error is not None:
+            self.counts["errors"] = self.counts.get("errors", 0) + 1
+            self.bus.publish(ev.ERROR, {"kind": "index", "path": path, "error": o.error})
+            return
+        if o.duplicate:
+            self.counts["duplicates"] = self.counts.get("duplicates", 0) + 1
+            return
+        if row is None or row["uid"] is None:
+            return
+        photo = {"photo": row["uid"], "path": path, "type": row["type"], "taken_at": row["taken_at"],
+                 "width": row["width"], "height": row["height"], "city": row["city"], "country": row["country"]}
+        self.counts["indexed"] = self.counts.get("indexed", 0) + 1
+        if o.created:
+            self.counts["added"] = self.counts.get("added", 0) + 1
+            self.bus.publish(ev.PHOTO_ADDED, photo)
+            self.bus.publish(ev.PHOTO_INDEXED, {**photo, "new": True})
+        else:
+            self.counts["updated"] = self.counts.get("updated", 0) + 1
+            self.bus.publish(ev.PHOTO_INDEXED, {**photo, "new": False})
+            self.bus.publish(ev.PHOTO_UPDATED, {**photo, "moved": o.moved})
+
+    def _publish_tags(self, t: Any) -> None:
+        for name in t.new_labels:
+            self.bus.publish(ev.LABEL_CREATED, {"label": name, "photo": t.photo_uid})
+        if t.faces:
+            self.bus.publish(ev.FACE_DETECTED, {"photo": t.photo_uid, "faces": t.faces})
+        for r in t.recognized:
+            self.bus.publish(ev.PERSON_RECOGNIZED, {
+                "person": r.get("name"), "person_id": r.get("person"), "photo": t.photo_uid,
+                "confidence": r.get("similarity"), "face": r.get("face")})
+
+    async def stop(self, timeout: float = 5.0) -> None:
+        """Publish what the indexer stored before the queue stopped, then stop."""
+        if self._waiter is not None:
+            self._waiter.cancel()
+        if self._task is not None and not self._task.done():
+            try:
+                await asyncio.wait_for(self.queue.join(), timeout)
+            except asyncio.TimeoutError:
+                log.warning("events: %d index outcomes not published at shutdown", self.queue.qsize())
+        for task in (self._waiter, self._task):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+
+
+class EventService:
+    """Owned by the App as `app.events`."""
+
+    def __init__(self, app: "App") -> None:
+        self.app = app
+        cfg = app.config
+        assert app.db is not None
+        self.bus = EventBus(app.db, outbox_max=cfg["events.outbox_max"])
+        self.index = IndexEvents(app, self.bus)
+        self.mqtt: MqttTransport | None = None
+        self.webhooks: WebhookManager | None = None
+        self.announcer: Announcer | None = None
+
+    @property
+    def instance_id(self) -> str:
+        return self.bus.instance_id
+
+    def publish(self, type: str, data: dict[str, Any] | None = None) -> Event:
+        """Announce an event (see daemon.events.bus for the types). Never blocks."""
+        return self.bus.publish(type, data)
+
+    async def start(self) -> None:
+        """Bus and index events: for `serve` and `index` alike, so events raised by a one-off
+        `shoebox index` wait in the outbox for the next `serve` to deliver them."""
+        from daemon.events.webhooks import enabled_transport_names
+
+        db = self.app.db
+        assert db is not None
+        names = await db.read(enabled_transport_names)
+        if self.app.config["mqtt.enabled"]:
+            names.append("mqtt")
+        self.bus.durable_names = set(names)
+        await self.bus.start()
+        self.index.start()
+        self.app.listeners.append(self.index.on_stored)
+        self.app.tag_listeners.append(self.index.on_tagged)
+
+    async def start_transports(self) -> None:
+        """MQTT and webhooks (`shoebox serve` only)."""
+        from daemon.events.mqtt import MqttSettings, MqttTransport
+        from daemon.events.webhooks import WebhookManager, WebhookSettings
+
+        cfg = self.app.config
+        db = self.app.db
+        assert db is not None
+        if cfg["mqtt.enabled"]:
+            fmt = cfg["thumbnails.format"]
+            self.mqtt = MqttTransport(
+                MqttSettings.from_section(cfg.section("mqtt")), instance_id=self.instance_id, version=__version__,
+                state=self.state, image=self.latest_image, command=self.command,
+                image_content_type="image/webp" if fmt == "webp" else "image/jpeg")
+            # 64 in flight: one broker round trip per event would cap delivery at a few hundred a second
+            await self.bus.add_transport(self.mqtt, durable=True, window=64)
+        self.webhooks = WebhookManager(db, self.bus, WebhookSettings.from_section(cfg.section("webhooks")),
+                                       user_agent=f"Shoebox/{__version__}")
+        await self.webhooks.start()
+
+    async def start_announcer(self, port: int) -> None:
+        """zeroconf, once the HTTP server listens on `port`."""
+        from daemon.events.mdns import Announcer, parse_interfaces
+
+        cfg = self.app.config
+        if not cfg["zeroconf.enabled"]:
+            return
+        self.announcer = Announcer(port=port, instance_id=self.instance_id, version=__version__,
+                                   name=cfg["zeroconf.name"], interfaces=parse_interfaces(cfg["zeroconf.interfaces"]))
+        try:
+            await self.announcer.start()
+        except OSError as exc:  # no multicast-capable interface: serve anyway, say why
+            log.warning("zeroconf: cannot announce Shoebox on the network: %s", exc)
+            await self.announcer.stop()
+            self.announcer = None
+
+    # -- what MQTT asks for ---------------------------------------------------------------------------
+
+    async def state(self) -> dict[str, Any]:
+        """The retained MQTT state document (README: MQTT state)."""
+        app = self.app
+        assert app.db is not None
+        status = await library_status(app.db, error_limit=0)
+
+        def extra(conn: sqlite3.Connection) -> tuple[int, str | None]:
+            people = conn.execute("SELECT count(*) FROM people WHERE hidden = 0").fetchone()[0]
+            latest = conn.execute("SELECT uid FROM photos WHERE primary_file_id IS NOT NULL AND thumb_key IS NOT NULL"
+                                  " ORDER BY added_at DESC, id DESC LIMIT 1").fetchone()
+            return people, latest[0] if latest else None
+
+        people, latest = await app.db.read(extra)
+        indexing = bool(app.queue and app.queue.in_flight) or bool(app.scanner and app.scanner.running) \
+            or self.index.running
+        return {"photos": status["photos"]["total"], "videos": status["photos"]["videos"], "people": people,
+                "queue": status["queue"]["total"], "last_indexed": status["last_indexed"], "indexing": indexing,
+                "offline": status["photos"]["offline"], "errors": status["files"]["errors"],
+                "latest_photo": latest}
+
+    async def latest_image(self, photo_uid: str) -> bytes | None:
+        """The photo's fit_720 thumbnail bytes, or None if it has none (yet)."""
+        app = self.app
+        assert app.db is not None
+        key = await app.db.scalar("SELECT thumb_key FROM photos WHERE uid = ?", (photo_uid,))
+        if not key:
+            return None
+        cfg = app.config
+        path = thumb_path(app.thumbs, key, "fit_720",
+                          ThumbSettings(format=cfg["thumbnails.format"], quality=cfg["thumbnails.quality"]))
+        try:
+            return await asyncio.to_thread(path.read_bytes)
+        except OSError:
+            return None
+
+    async def command(self, name: str, payload: bytes) -> None:
+        """A command from home automation (MQTT `<base>/<id>/cmd/<name>`)."""
+        app = self.app
+        log.info("command %s received", name)
+        if name in ("index", "rescan"):
+            report = await app.scan()
+            if report.status != "done":
+                self.publish(ev.ERROR, {"kind": "command", "command": name, "error": report.reason})
+            return
+        if name == "import":
+            run_import = getattr(app, "run_import", None)
+            if run_import is None:
+                self.publish(ev.ERROR, {"kind": "command", "command": name,
+                                        "error": "import is not available in this version"})
+                return
+            await run_import(payload.decode(errors="replace").strip() or None)
+            return
+        self.publish(ev.ERROR, {"kind": "command", "command": name,
+                                "error": f"unknown command {name!r}; known: index, import, rescan"})
+
+    # -- status and stop ------------------------------------------------------------------------------
+
+    async def status(self) -> dict[str, Any]:
+        info = await self.bus.status()
+        info["instance_id"] = self.instance_id
+        info["dropped"] += self.index.lost
+        if self.announcer is not None:
+            info["zeroconf"] = self.announcer.status()
+        return info
+
+    async def stop(self) -> None:
+        if self.announcer is not None:
+            await self.announcer.stop()
+            self.announcer = None
+        await self.index.stop()
+        await self.bus.stop()
+        if self.webhooks is not None:
+            await self.webhooks.stop()
+            self.webhooks = None
+        self.mqtt = None
