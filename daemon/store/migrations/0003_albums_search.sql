@@ -39,8 +39,6 @@ CREATE INDEX album_photos_position ON album_photos (album_id, position);
 -- Indexes for search filters and orders (measured with EXPLAIN QUERY PLAN on the 1M bench store).
 CREATE INDEX photos_added ON photos (added_at);
 CREATE INDEX photos_latlng ON photos (lat, lng) WHERE lat IS NOT NULL;
-CREATE INDEX photos_city ON photos (city COLLATE NOCASE) WHERE city IS NOT NULL;
-CREATE INDEX photos_region ON photos (region COLLATE NOCASE) WHERE region IS NOT NULL;
 CREATE INDEX files_stem ON files (stem);
 
 -- One row per photo: the words search finds it by. Column order matches photos_fts.
@@ -73,144 +71,147 @@ SELECT
          WHERE f.photo_id = p.id AND f.hidden = 0 ORDER BY pe.id)) AS people,
     trim(coalesce(p.city, '') || ' ' || coalesce(p.region, '') || ' ' || coalesce(p.country, '')) AS places,
     (SELECT group_concat(path_text, ' ') FROM (
-        SELECT f.path_text FROM files AS f WHERE f.photo_id = p.id ORDER BY f.id)) AS files
+        SELECT f.path_text FROM files AS f WHERE f.photo_id = p.id ORDER BY f.id)) AS files,
+    trim(coalesce(p.make, '') || ' ' || coalesce(p.model, '') || ' ' || coalesce(p.lens, '')) AS camera
 FROM photos AS p;
 
 CREATE VIRTUAL TABLE photos_fts USING fts5(
-    title, description, keywords, labels, people, places, files,
+    title, description, keywords, labels, people, places, files, camera,
     content = 'photo_search_text', content_rowid = 'photo_id',
     tokenize = 'unicode61 remove_diacritics 2',
     prefix = '2 3'
 );
 
--- photos: its own text columns.
+-- photos: its own text columns (camera make, model and lens are searchable words too).
 CREATE TRIGGER search_photos_ai AFTER INSERT ON photos BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = NEW.id;
 END;
-CREATE TRIGGER search_photos_bu BEFORE UPDATE OF title, description, keywords, city, region, country ON photos
+CREATE TRIGGER search_photos_bu BEFORE UPDATE OF title, description, keywords, city, region, country, make, model, lens ON photos
 WHEN OLD.title IS NOT NEW.title OR OLD.description IS NOT NEW.description OR OLD.keywords IS NOT NEW.keywords
-  OR OLD.city IS NOT NEW.city OR OLD.region IS NOT NEW.region OR OLD.country IS NOT NEW.country BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+  OR OLD.city IS NOT NEW.city OR OLD.region IS NOT NEW.region OR OLD.country IS NOT NEW.country
+  OR OLD.make IS NOT NEW.make OR OLD.model IS NOT NEW.model OR OLD.lens IS NOT NEW.lens BEGIN
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = OLD.id;
 END;
-CREATE TRIGGER search_photos_au AFTER UPDATE OF title, description, keywords, city, region, country ON photos
+CREATE TRIGGER search_photos_au AFTER UPDATE OF title, description, keywords, city, region, country, make, model, lens ON photos
 WHEN OLD.title IS NOT NEW.title OR OLD.description IS NOT NEW.description OR OLD.keywords IS NOT NEW.keywords
-  OR OLD.city IS NOT NEW.city OR OLD.region IS NOT NEW.region OR OLD.country IS NOT NEW.country BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+  OR OLD.city IS NOT NEW.city OR OLD.region IS NOT NEW.region OR OLD.country IS NOT NEW.country
+  OR OLD.make IS NOT NEW.make OR OLD.model IS NOT NEW.model OR OLD.lens IS NOT NEW.lens BEGIN
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = NEW.id;
 END;
 CREATE TRIGGER search_photos_bd BEFORE DELETE ON photos BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = OLD.id;
 END;
 
 -- files: names of files and folders.
 CREATE TRIGGER search_files_bi BEFORE INSERT ON files WHEN NEW.photo_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_files_ai AFTER INSERT ON files WHEN NEW.photo_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_files_bu BEFORE UPDATE OF photo_id, path_text ON files
 WHEN OLD.photo_id IS NOT NEW.photo_id OR OLD.path_text IS NOT NEW.path_text BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_files_au AFTER UPDATE OF photo_id, path_text ON files
 WHEN OLD.photo_id IS NOT NEW.photo_id OR OLD.path_text IS NOT NEW.path_text BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_files_bd BEFORE DELETE ON files WHEN OLD.photo_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 CREATE TRIGGER search_files_ad AFTER DELETE ON files WHEN OLD.photo_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 
 -- photo_labels: a photo's labels and their categories.
 CREATE TRIGGER search_photo_labels_bi BEFORE INSERT ON photo_labels BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_photo_labels_ai AFTER INSERT ON photo_labels BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_photo_labels_bu BEFORE UPDATE OF removed, label_id, photo_id ON photo_labels
 WHEN OLD.removed IS NOT NEW.removed OR OLD.label_id IS NOT NEW.label_id OR OLD.photo_id IS NOT NEW.photo_id BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_photo_labels_au AFTER UPDATE OF removed, label_id, photo_id ON photo_labels
 WHEN OLD.removed IS NOT NEW.removed OR OLD.label_id IS NOT NEW.label_id OR OLD.photo_id IS NOT NEW.photo_id BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_photo_labels_bd BEFORE DELETE ON photo_labels BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 CREATE TRIGGER search_photo_labels_ad AFTER DELETE ON photo_labels BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 
 -- labels: a renamed, re-categorised or hidden label changes every photo that carries it.
 CREATE TRIGGER search_labels_bu BEFORE UPDATE OF name, categories, hidden ON labels
 WHEN OLD.name IS NOT NEW.name OR OLD.categories IS NOT NEW.categories OR OLD.hidden IS NOT NEW.hidden BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text
      WHERE photo_id IN (SELECT photo_id FROM photo_labels WHERE label_id = OLD.id);
 END;
 CREATE TRIGGER search_labels_au AFTER UPDATE OF name, categories, hidden ON labels
 WHEN OLD.name IS NOT NEW.name OR OLD.categories IS NOT NEW.categories OR OLD.hidden IS NOT NEW.hidden BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text
      WHERE photo_id IN (SELECT photo_id FROM photo_labels WHERE label_id = NEW.id);
 END;
 
 -- faces: which named people a photo shows.
 CREATE TRIGGER search_faces_bi BEFORE INSERT ON faces WHEN NEW.person_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_faces_ai AFTER INSERT ON faces WHEN NEW.person_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = NEW.photo_id;
 END;
 CREATE TRIGGER search_faces_bu BEFORE UPDATE OF person_id, hidden, photo_id ON faces
 WHEN OLD.person_id IS NOT NEW.person_id OR OLD.hidden IS NOT NEW.hidden OR OLD.photo_id IS NOT NEW.photo_id BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_faces_au AFTER UPDATE OF person_id, hidden, photo_id ON faces
 WHEN OLD.person_id IS NOT NEW.person_id OR OLD.hidden IS NOT NEW.hidden OR OLD.photo_id IS NOT NEW.photo_id BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id IN (OLD.photo_id, NEW.photo_id);
 END;
 CREATE TRIGGER search_faces_bd BEFORE DELETE ON faces WHEN OLD.person_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 CREATE TRIGGER search_faces_ad AFTER DELETE ON faces WHEN OLD.person_id IS NOT NULL BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text WHERE photo_id = OLD.photo_id;
 END;
 
 -- people: a renamed person is found by the new name on every photo of theirs.
 CREATE TRIGGER search_people_bu BEFORE UPDATE OF name ON people WHEN OLD.name IS NOT NEW.name BEGIN
-    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (photos_fts, rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT 'delete', * FROM photo_search_text
      WHERE photo_id IN (SELECT photo_id FROM faces WHERE person_id = OLD.id);
 END;
 CREATE TRIGGER search_people_au AFTER UPDATE OF name ON people WHEN OLD.name IS NOT NEW.name BEGIN
-    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files)
+    INSERT INTO photos_fts (rowid, title, description, keywords, labels, people, places, files, camera)
     SELECT * FROM photo_search_text
      WHERE photo_id IN (SELECT photo_id FROM faces WHERE person_id = NEW.id);
 END;
