@@ -23,7 +23,7 @@ PILLOW      := Pillow>=11,<14
 # shadows pillow-simd (both install into the same PIL package).
 NODEPS_PKGS := pillow-heif==1.8.1 pillow-avif-plugin==1.6.0 pillow-jxl-plugin==1.3.8 blurhash-python==1.2.2 reverse-geocoder==1.5.1
 
-.PHONY: run serve test bench deps system-deps venv models-build clean help
+.PHONY: run serve test bench deps system-deps venv venv-pillow models-build clean help
 
 help:
 	@echo "make run      install what is missing and serve LIBRARY=$(LIBRARY) (DATA=$(DATA))"
@@ -64,8 +64,25 @@ run: system-deps venv
 
 serve: run
 
-test: system-deps venv
+# The whole suite with the main environment (pillow-simd on x86-64), then the pixel tests again
+# with plain Pillow (what a Raspberry Pi runs): both must pass.
+test: system-deps venv venv-pillow
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(PILLOW_VENV)/bin/pytest -q $(PILLOW_TESTS)
+
+PILLOW_VENV := .venv-pillow
+PILLOW_TESTS := tests/unit/test_decode.py tests/unit/test_thumbnails.py tests/unit/test_analysis.py \
+  tests/integration/test_index_library.py tests/integration/test_live_photos.py
+
+venv-pillow: $(PILLOW_VENV)/.installed
+
+$(PILLOW_VENV)/.installed: pyproject.toml Makefile
+	$(PYTHON) -m venv $(PILLOW_VENV)
+	$(PILLOW_VENV)/bin/pip install -q --upgrade pip
+	$(PILLOW_VENV)/bin/pip install -q "$(PILLOW)"
+	$(PILLOW_VENV)/bin/pip install -q --no-deps $(NODEPS_PKGS)
+	$(PILLOW_VENV)/bin/pip install -q -e '.[test]' "ai-edge-litert==2.3.0"
+	touch $@
 
 bench: system-deps venv
 	$(PY) -m tests.bench $(BENCH_ARGS)
@@ -78,4 +95,4 @@ models-build:
 	bash models/build.sh $(MODELS_WORK)
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(PILLOW_VENV) .pytest_cache
