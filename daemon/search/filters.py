@@ -236,8 +236,8 @@ def _camera(ctx: "Context", value: str, f: Any) -> str:
 
 
 def _lens(ctx: "Context", value: str, f: Any) -> str:
-    pattern = "%" + like_escape(value) + "%"
-    return f"({_fts(ctx, 'camera', [value])} AND p.lens LIKE {ctx.param(pattern)} ESCAPE '\\')"
+    # part of a word matters here ("24-70" in "EF24-70mm"), so no word index: a scan, still cheap
+    return f"p.lens LIKE {ctx.param('%' + like_escape(value) + '%')} ESCAPE '\\'"
 
 
 def _parse_color(key: str, text: str) -> str:
