@@ -172,17 +172,25 @@ def store_events(conn: sqlite3.Connection, events: list[Event], outbox_max: int)
         cur = conn.execute("INSERT INTO events (id, type, time, data) VALUES (?, ?, ?, ?)",
                            (ev.id, ev.type, ev.time, json.dumps(ev.data, ensure_ascii=False)))
         ev.seq = int(cur.lastrowid or 0)
-    low = conn.execute("SELECT min(seq) FROM event_cursors").fetchone()[0]
-    if low is None:  # nobody keeps a cursor: nothing durable wants these events
-        conn.execute("DELETE FROM events")
+    if not prune(conn):
         return 0
-    conn.execute("DELETE FROM events WHERE seq <= ?", (low,))
     count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
     dropped = max(0, count - outbox_max)
     if dropped:
         conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (dropped,))
         add_dropped(conn, dropped)
     return dropped
+
+
+def prune(conn: sqlite3.Connection) -> bool:
+    """Delete the events every durable transport has delivered. False if none keeps a cursor (then
+    nothing durable wants any event, and none is kept)."""
+    low = conn.execute("SELECT min(seq) FROM event_cursors").fetchone()[0]
+    if low is None:
+        conn.execute("DELETE FROM events")
+        return False
+    conn.execute("DELETE FROM events WHERE seq <= ?", (low,))
+    return True
 
 
 def add_dropped(conn: sqlite3.Connection, n: int) -> None:
@@ -210,8 +218,10 @@ def ensure_cursor(conn: sqlite3.Connection, name: str) -> int:
 
 
 def set_cursor(conn: sqlite3.Connection, name: str, seq: int) -> None:
+    """Move a transport's cursor (never backwards) and drop what everyone has now delivered."""
     conn.execute("UPDATE event_cursors SET seq = max(seq, ?), updated_at = ? WHERE transport = ?",
                  (seq, utcnow(), name))
+    prune(conn)
 
 
 def drop_cursor(conn: sqlite3.Connection, name: str) -> None:

@@ -1,0 +1,212 @@
+"""MQTT as Home Assistant sees it: a real mosquitto, the real `shoebox serve`, a real MQTT client.
+
+Discovery (retained, valid JSON, unique ids, one device), availability and the last will, the
+events of photos that land in the library, commands, and nothing lost or doubled when the broker
+goes away during indexing or the daemon restarts while the broker is away.
+"""
+
+from __future__ import annotations
+
+import io
+import signal
+import sqlite3
+import time
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from daemon.library.thumbnails import ThumbSettings, thumb_path
+
+from tests.conftest import copy_sample
+from tests.integration.test_events_helpers import (Broker, Listener, distinct_copies, events_of, serve,
+                                                   stop)
+
+JOLLA = "exif-samples/jpg/mobile/jolla.jpg"
+COMPONENTS = {"sensor", "binary_sensor", "event", "image", "button"}
+
+
+def indexed_count(data: Path) -> int:
+    try:
+        with sqlite3.connect(f"file:{data / 'shoebox.db'}?mode=ro", uri=True, timeout=5) as conn:
+            return conn.execute("SELECT count(*) FROM files WHERE state = 'indexed'").fetchone()[0]
+    except sqlite3.Error:
+        return 0
+
+
+@pytest.fixture
+def broker(tmp_path: Path):  # type: ignore[no-untyped-def]
+    b = Broker(tmp_path).start()
+    yield b
+    b.stop()
+
+
+def instance_of(listener: Listener, timeout: float = 60) -> str:
+    online = listener.wait_for(lambda m: m.topic.endswith("/availability") and m.payload == b"online",
+                               timeout, "the daemon to come online")
+    return online[-1].topic.split("/")[1]
+
+
+def test_home_assistant_discovery_state_events_commands_and_last_will(
+        broker: Broker, library: Path, tmp_path: Path, samples: Path) -> None:
+    copy_sample(samples, "exif-samples/jpg/Canon_40D.jpg", library)
+    ha = Listener(broker.port, ["#"])
+    # no watcher and no periodic rescans: a photo added later is only found through a command
+    proc = serve(library, tmp_path / "data", broker.port, "--index-watch", "false", log=tmp_path / "serve.log")
+    try:
+        instance = instance_of(ha)
+        root = f"shoebox/{instance}"
+        added = ha.wait_for(lambda m: m.topic == f"{root}/events/photo.added", 60, "photo.added of the first photo")
+        event = added[0].json()
+        assert set(event) == {"id", "type", "time", "data"}
+        assert event["type"] == "photo.added" and event["data"]["path"] == "Canon_40D.jpg"
+        assert len(event["id"]) == 26 and event["time"].endswith("Z")
+        assert added[0].qos == 1
+        indexed = ha.wait_for(lambda m: m.topic == f"{root}/events/photo.indexed", 30, "photo.indexed")[0].json()
+        assert indexed["data"]["photo"] == event["data"]["photo"] and indexed["data"]["new"] is True
+        assert indexed["id"] > event["id"], "event ids sort in the order the events happened"
+
+        # The state document follows within a few seconds, and the latest photo as JPEG bytes.
+        state = ha.wait_for(lambda m: m.topic == f"{root}/state" and m.json()["photos"] == 1, 30, "state")[-1].json()
+        assert state["videos"] == 0 and state["queue"] == 0 and state["last_indexed"].endswith("Z")
+        assert state["people"] == 0 and state["indexing"] in (True, False)
+        image = ha.wait_for(lambda m: m.topic == f"{root}/latest/image", 30, "the latest photo")[-1]
+        with sqlite3.connect(tmp_path / "data" / "shoebox.db") as conn:
+            key = conn.execute("SELECT thumb_key FROM photos").fetchone()[0]
+        assert image.payload == thumb_path(tmp_path / "data" / "thumbs", key, "fit_720", ThumbSettings()).read_bytes()
+        assert Image.open(io.BytesIO(image.payload)).format == "JPEG"
+
+        # A late subscriber (Home Assistant starting after Shoebox) gets discovery as retained messages.
+        late = Listener(broker.port, ["homeassistant/#", f"{root}/availability", f"{root}/state"])
+        configs = late.wait_for(lambda m: m.topic.startswith("homeassistant/"), 10, "retained discovery", count=10)
+        assert all(m.retain for m in configs), "discovery must be retained"
+        docs = {m.topic: m.json() for m in configs}
+        assert {t.split("/")[1] for t in docs} == COMPONENTS
+        unique = [d["unique_id"] for d in docs.values()]
+        assert len(unique) == len(set(unique)) == 10
+        for topic, d in docs.items():
+            assert topic == f"homeassistant/{topic.split('/')[1]}/shoebox_{instance}/{topic.split('/')[3]}/config"
+            assert d["device"]["identifiers"] == [f"shoebox_{instance}"] and d["device"]["manufacturer"] == "Shoebox"
+            assert d["availability_topic"] == f"{root}/availability"
+        by_id = {d["unique_id"].removeprefix(f"shoebox_{instance}_"): d for d in docs.values()}
+        assert by_id["last_indexed"]["device_class"] == "timestamp"
+        assert by_id["indexing"]["device_class"] == "running"
+        assert by_id["new_photo"]["state_topic"] == f"{root}/events/photo.added"
+        assert by_id["new_photo"]["event_types"] == ["added"]
+        assert by_id["person_recognized"]["state_topic"] == f"{root}/events/person.recognized"
+        assert by_id["latest_photo"]["image_topic"] == f"{root}/latest/image"
+        assert by_id["index"]["command_topic"] == f"{root}/cmd/index"
+        avail = late.wait_for(lambda m: m.topic.endswith("/availability"), 5, "retained availability")[0]
+        assert avail.retain and avail.payload == b"online"
+        assert late.wait_for(lambda m: m.topic.endswith("/state"), 5, "retained state")[0].retain
+        late.close()
+
+        # Home Assistant restarts and says so: discovery is sent again.
+        before = len(ha.snapshot(lambda m: m.topic.startswith("homeassistant/") and m.topic.endswith("/config")))
+        ha.publish("homeassistant/status", "online")
+        ha.wait_for(lambda m: m.topic.startswith("homeassistant/") and m.topic.endswith("/config"), 10,
+                    "discovery again", count=before + 10)
+
+        # A photo added now is not seen (no watcher) until home automation asks for a rescan.
+        copy_sample(samples, "exif-samples/jpg/Nikon_D70.jpg", library)
+        time.sleep(2.0)
+        assert len(events_of(ha, "photo.added")) == 1
+        ha.publish(f"{root}/cmd/rescan", "")
+        ha.wait_for(lambda m: m.topic == f"{root}/events/photo.added" and b"Nikon_D70" in m.payload, 30,
+                    "the rescan command to index the new photo")
+        finished = ha.wait_for(lambda m: m.topic == f"{root}/events/index.finished", 30, "index.finished")
+        assert finished[-1].json()["data"]["added"] == 1
+        # An unknown command is answered with an error event, not a crash.
+        ha.publish(f"{root}/cmd/reboot", "")
+        err = ha.wait_for(lambda m: m.topic == f"{root}/events/error", 10, "an error event")[-1].json()
+        assert "unknown command" in err["data"]["error"]
+        assert proc.poll() is None
+
+        # Killed without a word: the broker publishes the last will.
+        ha.messages.clear()
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=10)
+        ha.wait_for(lambda m: m.topic == f"{root}/availability" and m.payload == b"offline", 30,
+                    "the last will (offline)")
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ha.close()
+
+
+def _received_in_order_once(listener: Listener) -> list[dict]:
+    events = events_of(listener)
+    ids = [e["id"] for e in events]
+    assert len(ids) == len(set(ids)), f"{len(ids) - len(set(ids))} events arrived twice"
+    assert ids == sorted(ids), "events arrived out of order"
+    return events
+
+
+def test_broker_outage_during_indexing_loses_nothing(library: Path, tmp_path: Path, samples: Path) -> None:
+    count = 30
+    distinct_copies(samples / JOLLA, library, count)
+    broker = Broker(tmp_path, persistence=True).start()
+    ha = Listener(broker.port, ["shoebox/+/events/#"], client_id="ha-outage", persistent=True)
+    proc = serve(library, tmp_path / "data", broker.port, "--index-watch", "false", log=tmp_path / "serve.log")
+    try:
+        ha.wait_for(lambda m: m.topic.endswith("/events/photo.indexed"), 60, "the first photo.indexed", count=3)
+        broker.stop()
+        down_at = indexed_count(tmp_path / "data")
+        deadline = time.monotonic() + 120
+        while indexed_count(tmp_path / "data") < count:
+            assert time.monotonic() < deadline, "indexing stalled while the broker was away"
+            time.sleep(0.2)
+        assert down_at < count, "the outage came too late to prove anything"
+        broker.start()
+        ha.wait_for(lambda m: m.topic.endswith("/events/index.finished"), 60, "index.finished after the outage")
+        time.sleep(1.0)  # anything doubled would arrive now
+        events = _received_in_order_once(ha)
+        types = [e["type"] for e in events]
+        assert types.count("photo.added") == count and types.count("photo.indexed") == count
+        assert types[0] == "index.started" and types[-1] == "index.finished"
+        assert len({e["data"]["path"] for e in events if e["type"] == "photo.added"}) == count
+    finally:
+        stop(proc)
+        ha.close()
+        broker.stop()
+
+
+def test_events_raised_while_broker_is_away_survive_a_daemon_restart(library: Path, tmp_path: Path,
+                                                                      samples: Path) -> None:
+    count = 20
+    distinct_copies(samples / JOLLA, library, count)
+    data = tmp_path / "data"
+    broker = Broker(tmp_path, persistence=True).start()
+    ha = Listener(broker.port, ["shoebox/+/events/#"], client_id="ha-restart", persistent=True)
+    first = serve(library, data, broker.port, "--index-watch", "false", log=tmp_path / "serve1.log")
+    try:
+        ha.wait_for(lambda m: m.topic.endswith("/events/photo.indexed"), 60, "the first photo.indexed", count=2)
+        broker.stop()
+        deadline = time.monotonic() + 120
+        while indexed_count(data) < count:
+            assert time.monotonic() < deadline, "indexing stalled while the broker was away"
+            time.sleep(0.2)
+        assert stop(first) == 0
+        with sqlite3.connect(data / "shoebox.db") as conn:
+            waiting = conn.execute("SELECT count(*) FROM events").fetchone()[0]
+        assert waiting > 0, "the undelivered events must be in the outbox when the daemon stops"
+
+        broker.start()
+        second = serve(library, data, broker.port, "--index-watch", "false", "--index-scan-on-start", "false",
+                       log=tmp_path / "serve2.log")
+        try:
+            ha.wait_for(lambda m: m.topic.endswith("/events/index.finished"), 60, "index.finished after the restart")
+            time.sleep(1.0)
+            events = _received_in_order_once(ha)
+            types = [e["type"] for e in events]
+            assert types.count("photo.added") == count and types.count("photo.indexed") == count
+            with sqlite3.connect(data / "shoebox.db") as conn:
+                assert conn.execute("SELECT count(*) FROM events").fetchone()[0] == 0, "delivered events are pruned"
+        finally:
+            assert stop(second) == 0
+    finally:
+        if first.poll() is None:
+            first.kill()
+        ha.close()
+        broker.stop()
