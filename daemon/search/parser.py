@@ -92,8 +92,10 @@ class _Token:
 
 
 def _clean(q: str) -> str:
-    """Control characters (NUL included) are whitespace: they cannot be meant."""
-    return "".join(" " if unicodedata.category(ch) == "Cc" else ch for ch in q)
+    """Control characters (NUL included) are whitespace: they cannot be meant. Lone surrogates
+    (possible in JSON, impossible in UTF-8) become U+FFFD so SQLite can take the text."""
+    return "".join(" " if unicodedata.category(ch) == "Cc" else "\ufffd" if "\ud800" <= ch <= "\udfff" else ch
+                   for ch in q)
 
 
 def _tokens(q: str) -> list[_Token]:
