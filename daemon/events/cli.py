@@ -17,21 +17,24 @@ from daemon.config import Config
 
 def add_parser(sub: Any, common: Callable[..., None]) -> None:
     p = sub.add_parser("webhooks", help="manage webhook subscriptions (signed JSON POSTs of events)")
-    common(p)
     actions = p.add_subparsers(dest="webhooks_command", required=True, metavar="ACTION")
-    a = actions.add_parser("add", help="subscribe a URL to events; prints the id (and the secret, if generated)")
+
+    def action(name: str, text: str) -> argparse.ArgumentParser:
+        a = actions.add_parser(name, help=text)
+        common(a)  # --library/--data/--config after the action, like every other command
+        return a
+
+    a = action("add", "subscribe a URL to events; prints the id (and the secret, if generated)")
     a.add_argument("url")
     a.add_argument("--events", default="", help="comma-separated event types, e.g. photo.added,person.recognized "
                                                 "or photo.* (default: every event)")
     a.add_argument("--secret-stdin", action="store_true",
                    help="read the signing secret from standard input (default: generate one and print it once)")
-    actions.add_parser("list", help="every subscription (secrets hidden)").add_argument("--json", action="store_true")
-    a = actions.add_parser("remove", help="delete a subscription and its delivery log")
-    a.add_argument("id", type=int)
-    for name, text in (("enable", "turn a subscription on again (clears its failures)"),
-                       ("disable", "turn a subscription off")):
-        actions.add_parser(name, help=text).add_argument("id", type=int)
-    a = actions.add_parser("deliveries", help="recent delivery attempts: status, latency, error")
+    action("list", "every subscription (secrets hidden)").add_argument("--json", action="store_true")
+    action("remove", "delete a subscription and its delivery log").add_argument("id", type=int)
+    action("enable", "turn a subscription on again (clears its failures)").add_argument("id", type=int)
+    action("disable", "turn a subscription off").add_argument("id", type=int)
+    a = action("deliveries", "recent delivery attempts: status, latency, error")
     a.add_argument("id", type=int)
     a.add_argument("--limit", type=int, default=20)
     a.add_argument("--json", action="store_true")
