@@ -92,7 +92,7 @@ def make_tiny_library(folder: Path, count: int, seed: int = 7) -> float:
 def _index(library: Path, data: Path, workers: int, stats: Path, flags: list[str]) -> tuple[dict, float, float]:
     cmd = [str(PROJECT_PYTHON), "-m", "daemon", "index", "--library", str(library), "--data", str(data),
            "--workers", str(workers), "--quiet", "--stats-json", str(stats), *flags]
-    m = run_measured(cmd, env=shoebox_env(), cwd=REPO)
+    m = run_measured(cmd, env=shoebox_env(), cwd=REPO, timeout_s=1800)
     return json.loads(stats.read_text()), m.wall_s, m.peak_tree_mb
 
 

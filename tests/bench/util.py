@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import os
 import platform
+import resource
 import shutil
 import subprocess
 import sys
 import threading
 import time
-import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Mapping, Sequence
@@ -25,9 +25,6 @@ REPO = Path(__file__).resolve().parents[2]
 BENCH_DIR = REPO / ".bench"
 PROJECT_PYTHON = REPO / ".venv" / "bin" / "python"
 
-# The Pillow plugins the daemon imports; they declare a dependency on Pillow, hence --no-deps.
-PLUGINS_NO_DEPS = ("pillow-heif==1.8.1", "pillow-jxl-plugin==1.3.8", "blurhash-python==1.2.2",
-                   "reverse-geocoder==1.5.1", "pillow-avif-plugin==1.6.0")
 # pillow-simd 12.1.1.post0 is a fork of Pillow 12.1.1: the same version keeps the comparison about
 # SIMD and nothing else. A newer Pillow is the fallback if that exact one cannot be installed.
 PLAIN_PILLOW = ("Pillow==12.1.1", "Pillow>=11,<14")
@@ -53,6 +50,7 @@ class Measured:
     stderr: str = ""
     stdout: str = ""
     samples: int = 0
+    cpu_s: float = 0.0  # user+system seconds of the process and the descendants it waited for
 
 
 def _hwm_mb(pid: int) -> float:
@@ -68,12 +66,18 @@ def _hwm_mb(pid: int) -> float:
 
 
 def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str] | None = None,
-                 cwd: Path | None = None, poll_s: float = 0.05, check: bool = True) -> Measured:
+                 cwd: Path | None = None, poll_s: float = 0.05, check: bool = True,
+                 timeout_s: float | None = None) -> Measured:
     """Run cmd to completion, polling the RSS of its whole process tree every poll_s seconds.
 
-    Polling (rather than getrusage(RUSAGE_CHILDREN)) is used because RUSAGE_CHILDREN keeps the
+    cpu_s comes from getrusage(RUSAGE_CHILDREN) before and after, so it is only right when no other
+    child of this process ends meanwhile (run_vips measures CPU around its parallel lanes instead).
+    CPU time is the figure that the machine's other load disturbs least.
+
+    Polling for memory (rather than getrusage's ru_maxrss) is used because RUSAGE_CHILDREN keeps the
     maximum over every child this Python process ever waited for, so a second run could never
     report less than the first, and it misses grandchildren that are still alive."""
+    usage0 = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     proc = subprocess.Popen([str(c) for c in cmd], env=dict(env) if env is not None else None,
                             cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
@@ -107,16 +111,44 @@ def run_measured(cmd: Sequence[str | os.PathLike[str]], *, env: Mapping[str, str
             peak_tree = max(peak_tree, total / 2**20)
             peak_main = max(peak_main, _hwm_mb(proc.pid))
             samples += 1
+        if timeout_s is not None and time.perf_counter() - started > timeout_s:
+            _kill_tree(proc.pid)
+            proc.wait()
+            for t in readers:
+                t.join(5)
+            tail = "\n".join(out.get("stderr", "").strip().splitlines()[-15:])
+            raise BenchError(f"command did not finish in {timeout_s:.0f} s and was stopped: "
+                             f"{' '.join(map(str, cmd))}\n{tail}")
         time.sleep(poll_s)
     wall = time.perf_counter() - started
+    usage1 = resource.getrusage(resource.RUSAGE_CHILDREN)
     for t in readers:
         t.join()
     result = Measured(wall, proc.returncode, peak_tree, max(peak_main, 0.0), out.get("stderr", ""),
-                      out.get("stdout", ""), samples)
+                      out.get("stdout", ""), samples, cpu_seconds(usage0, usage1))
     if check and proc.returncode != 0:
         tail = "\n".join(result.stderr.strip().splitlines()[-15:])
         raise BenchError(f"command failed ({proc.returncode}): {' '.join(map(str, cmd))}\n{tail}")
     return result
+
+
+def _kill_tree(pid: int) -> None:
+    """Stop a process this benchmark started, and its descendants, by pid."""
+    try:
+        root = psutil.Process(pid)
+        procs = [*root.children(recursive=True), root]
+    except psutil.NoSuchProcess:
+        return
+    for p in procs:
+        try:
+            p.kill()
+        except psutil.Error:
+            pass
+
+
+def cpu_seconds(before: resource.struct_rusage, after: resource.struct_rusage) -> float:
+    """User+system CPU seconds between two getrusage(RUSAGE_CHILDREN) readings."""
+    return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def fresh_dir(path: Path) -> Path:
@@ -140,39 +172,63 @@ def _pip(python: Path, *args: str) -> None:
         raise BenchError(f"pip failed: {' '.join(cmd)}\n{tail}")
 
 
-def ensure_pillow_venv(bench_dir: Path = BENCH_DIR, log=print) -> Path:
-    """Python of a second venv with plain Pillow and everything else the daemon needs, made
-    once and cached in bench_dir/venv-pillow. Returns its python.
+def project_requirements() -> list[str]:
+    """The project venv's packages as pinned requirements, without pillow-simd and without the
+    project itself: what a second venv needs to run the same daemon with another PIL. Taken from
+    the venv rather than pyproject.toml so that the two venvs differ in PIL only."""
+    done = subprocess.run([str(PROJECT_PYTHON), "-m", "pip", "freeze", "--exclude-editable",
+                           "--disable-pip-version-check"], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise BenchError(f"pip freeze failed in the project venv: {done.stderr.strip()}")
+    reqs = []
+    for line in done.stdout.splitlines():
+        name = line.split("==")[0].split(" @ ")[0].strip().lower()
+        if not line or line.startswith(("#", "-e")) or name in ("pillow-simd", "pillow", "shoebox"):
+            continue
+        reqs.append(line.strip())
+    return sorted(reqs)
 
-    The project itself is not installed there: the daemon runs from the source tree
-    (`python -m daemon` with cwd at the repo), so nothing in the repo is written by pip."""
+
+def ensure_pillow_venv(bench_dir: Path = BENCH_DIR, log=print) -> Path:
+    """Python of a second venv with plain Pillow and the same other packages as the project venv,
+    made once and cached in bench_dir/venv-pillow (brought up to date when the project venv
+    changes). Returns its python.
+
+    Everything is installed --no-deps at the project venv's exact versions (so nothing can pull in
+    another Pillow), then Pillow at pillow-simd's base version. The project itself is not
+    installed: the daemon runs from the source tree (`python -m daemon` with cwd at the repo), so
+    pip writes nothing in the repo."""
     venv = bench_dir / "venv-pillow"
     python = venv / "bin" / "python"
-    marker = venv / ".shoebox-bench-ready"
-    if marker.exists():
+    marker = venv / ".shoebox-bench-requirements"
+    reqs = project_requirements()
+    wanted = "\n".join(reqs)
+    if marker.exists() and marker.read_text() == wanted:
         return python
-    log(f"creating {venv} with plain Pillow (once; cached)")
-    if venv.exists():
-        shutil.rmtree(venv)
-    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
-    deps = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]["dependencies"]
-    # packaging: pillow-jxl-plugin imports it without declaring it (the project venv gets it from pip).
-    _pip(python, *deps, "packaging")
+    if not python.exists():
+        log(f"creating {venv} with plain Pillow (once; cached)")
+        subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    else:
+        log(f"updating {venv}: the project venv changed")
+    req_file = venv / "requirements.txt"
+    req_file.write_text(wanted + "\n")
+    _pip(python, "--no-deps", "-r", str(req_file))
     last: BenchError | None = None
     for spec in PLAIN_PILLOW:
         try:
-            _pip(python, spec)
+            _pip(python, "--no-deps", spec)
             break
         except BenchError as e:
             last = e
     else:
         raise BenchError(f"could not install plain Pillow: {last}")
-    _pip(python, "--no-deps", *PLUGINS_NO_DEPS)
     check = subprocess.run([str(python), "-c", "import PIL, daemon.app, daemon.library.indexer; print(PIL.__version__)"],
                            capture_output=True, text=True, cwd=REPO)
     if check.returncode != 0:
-        raise BenchError(f"the plain-Pillow venv does not import: {check.stderr.strip()}")
-    marker.write_text(check.stdout)
+        raise BenchError(f"the plain-Pillow venv does not import: {check.stderr.strip()[-800:]}")
+    if "post" in check.stdout:
+        raise BenchError(f"the plain-Pillow venv has pillow-simd ({check.stdout.strip()})")
+    marker.write_text(wanted)
     return python
 
 
