@@ -5,7 +5,7 @@ Two services point at the web server: `_http._tcp` (what browsers and generic to
 and `_shoebox._tcp` (what a Shoebox app looks for), both with TXT `txtvers=1`, `path=/`,
 `version`, `api=/api/v1` and `id` (the library's stable instance id, so a client can tell two
 Shoeboxes apart and recognise one whose address changed). Registered only once the HTTP server
-listens; a name already taken on the network gets a number (`Shoebox (2)`); the addresses are
+listens; a name already taken on the network gets a number (`Shoebox-2`); the addresses are
 checked every `poll` seconds (a DHCP renewal, Wi-Fi and Ethernet swapped) and the records
 updated; everything is withdrawn on shutdown so clients do not keep a dead entry.
 """
@@ -21,11 +21,12 @@ from typing import Any
 
 import ifaddr
 from zeroconf import IPVersion, ServiceInfo
-from zeroconf.asyncio import AsyncZeroconf
+from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
 log = logging.getLogger(__name__)
 
 SERVICE_TYPES = ("_http._tcp.local.", "_shoebox._tcp.local.")
+LISTEN_BEFORE_REGISTER = 1.5  # seconds
 
 
 class ZeroconfError(Exception):
@@ -103,10 +104,16 @@ class Announcer:
         self.zc = AsyncZeroconf(interfaces=self.interfaces if self.interfaces is not None else "all",  # type: ignore[arg-type]
                                 ip_version=IPVersion.All)
         self.addresses = self.current_addresses()
+        # python-zeroconf spots a taken name only from records already in its cache, and a probe's
+        # answer does not carry the PTR it looks for: listen for the service types first, so
+        # another Shoebox's records are known before we pick our name.
+        browser = AsyncServiceBrowser(self.zc.zeroconf, list(SERVICE_TYPES), handlers=[lambda **_: None])
+        await asyncio.sleep(LISTEN_BEFORE_REGISTER)
+        await browser.async_cancel()
         for service_type in SERVICE_TYPES:
             info = self._info(service_type, f"{self.name}.{service_type}", self.addresses)
             await (await self.zc.async_register_service(info, allow_name_change=True))
-            self.infos.append(info)  # its name now carries any " (2)" a conflict added
+            self.infos.append(info)  # its name now carries any "-2" a conflict added
             log.info("zeroconf: announced %s on port %d (%s)", info.name, self.port, ", ".join(self.addresses) or "-")
         self._task = asyncio.create_task(self._watch_addresses(), name="zeroconf-addresses")
 
