@@ -2,20 +2,42 @@
 
 from __future__ import annotations
 
+from typing import Any, Union
+
 from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r503
+from pydantic import BaseModel
 
 from daemon import __version__
+from daemon.api.access import public
+from daemon.api.errors import validated
 from daemon.api.keys import APP_KEY
 
 
-async def health(request: web.Request) -> web.Response:
+class Health(BaseModel):
+    status: str
+    version: str
+
+
+@public
+@validated
+async def health(request: web.Request) -> Union[r200[Health], r503[Health]]:
+    """Liveness: 200 once the store is open. Needs no credentials (for monitors and Docker).
+
+    Tags: operations
+    """
     app = request.app[APP_KEY]
     ok = app.db is not None
     return web.json_response({"status": "ok" if ok else "starting", "version": __version__},
                              status=200 if ok else 503)
 
 
-async def status(request: web.Request) -> web.Response:
+@validated
+async def status(request: web.Request) -> r200[dict[str, Any]]:
+    """Counts, queue, errors, offline files, the last scan and whether indexing runs.
+
+    Tags: operations
+    """
     return web.json_response(await request.app[APP_KEY].status())
 
 

@@ -1,7 +1,8 @@
 """The aiohttp application: /api/v1 routes, wired to the App through a typed AppKey.
 
-This issue's surface is small (health and status); the views live in one module per resource
-so the API can grow without this file growing with it.
+Middlewares, outermost first: timing (request latency for /metrics), json_errors (one JSON
+error shape for everything under /api), authenticate (each view's access policy, deny by
+default). The views live in one module per resource so this file does not grow with the API.
 """
 
 from __future__ import annotations
@@ -10,8 +11,11 @@ import logging
 
 from aiohttp import web
 
-from daemon.api import health
+from daemon.api import accounts, health, media, openapi, photos
+from daemon.api.access import authenticate
+from daemon.api.errors import json_errors
 from daemon.api.keys import APP_KEY
+from daemon.api.metrics import METRICS_KEY, Metrics, metrics_view, timing
 from daemon.app import App
 
 log = logging.getLogger(__name__)
@@ -19,28 +23,26 @@ log = logging.getLogger(__name__)
 API = "/api/v1"
 
 
-@web.middleware
-async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped-def]
-    """Every error under /api answers JSON {"error", "message", "details"}, never an HTML page."""
-    try:
-        return await handler(request)
-    except web.HTTPException as exc:
-        if not request.path.startswith("/api/") or exc.status < 400 or exc.content_type == "application/json":
-            raise
-        return web.json_response(
-            {"error": exc.reason.lower().replace(" ", "_"), "message": exc.text or exc.reason, "details": None},
-            status=exc.status, headers={k: v for k, v in exc.headers.items() if k.lower() != "content-type"})
-    except Exception:
-        log.exception("unhandled error in %s %s", request.method, request.path)
-        return web.json_response(
-            {"error": "internal_error", "message": "internal error, see the daemon's log", "details": None},
-            status=500)
-
-
 def make_web_app(app: App) -> web.Application:
-    web_app = web.Application(middlewares=[json_errors], client_max_size=1 << 20)
+    cfg = app.config
+    web_app = web.Application(middlewares=[timing, json_errors, authenticate],
+                              client_max_size=cfg["server.max_body_kib"] * 1024)
     web_app[APP_KEY] = app
+    metrics = Metrics()
+    web_app[METRICS_KEY] = metrics
+    app.listeners.append(metrics.job_done)
     health.setup(web_app, API)
+    accounts.setup_routes(web_app, API)
+    photos.setup_routes(web_app, API)
+    media.setup_routes(web_app, API)
+    openapi.setup_routes(web_app, API)
+    web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))
+
+    async def forget_listener(_: web.Application) -> None:
+        if metrics.job_done in app.listeners:
+            app.listeners.remove(metrics.job_done)
+
+    web_app.on_cleanup.append(forget_listener)
     return web_app
 
 

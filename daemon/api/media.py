@@ -1,0 +1,171 @@
+"""Bytes: original files (Range and ETag) and thumbnails (sendfile, immutable, made on demand).
+
+Files are always found by id (a photo id and a file's index, or a thumbnail's content hash and
+a size name checked against the known sizes), never by a path a client sends, so no request
+can name a file outside the library or the thumbnail folder.
+
+Thumbnails are named by content hash and encoder settings, so a name's bytes never change: they
+are sent with `Cache-Control: private, max-age=31536000, immutable` ("private" rather than
+"public" because they need credentials: a shared proxy must not keep them for others). <img>
+tags cannot send headers, so these routes also accept `?t=<thumbnail token>`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import sqlite3
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import quote
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200
+from pydantic import Field
+
+from daemon.api.access import requires
+from daemon.api.errors import ApiError, bad_request, not_found, validated
+from daemon.api.keys import APP_KEY
+from daemon.api.photos import Uid, library_path
+from daemon.app import App
+from daemon.auth.roles import Scope
+from daemon.library.decode import DecodeError
+from daemon.library.formats import Kind
+from daemon.library.render import render_size
+from daemon.library.thumbnails import ALL_SIZES, thumb_path
+
+log = logging.getLogger(__name__)
+
+IMMUTABLE = "private, max-age=31536000, immutable"
+THUMB_KEY = re.compile(r"^[0-9a-f]{8,128}$")
+ThumbKey = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[0-9a-f]+$",
+                                description="the photo's thumb_key (content hash)")]
+SizeName = Literal[tuple(ALL_SIZES)]  # type: ignore[valid-type]  # an enum in the OpenAPI document
+FileIndex = Annotated[int, Field(ge=0, le=10000, description="index in the photo's `files` list")]
+THUMBS_INFLIGHT: web.AppKey[dict[tuple[str, str], "asyncio.Future[Path]"]] = web.AppKey("thumbs_inflight")
+
+
+def _app(request: web.Request) -> App:
+    return request.app[APP_KEY]
+
+
+# -- originals ----------------------------------------------------------------------------------------
+
+
+async def _send_file(request: web.Request, uid: str, index: int | None, download: bool) -> web.StreamResponse:
+    app = _app(request)
+    assert app.db is not None
+
+    def find(conn: sqlite3.Connection) -> sqlite3.Row | None:
+        photo = conn.execute("SELECT id, primary_file_id FROM photos WHERE uid = ? AND primary_file_id IS NOT NULL",
+                             (uid,)).fetchone()
+        if photo is None:
+            return None
+        if index is None:
+            return conn.execute("SELECT * FROM files WHERE id = ?", (photo["primary_file_id"],)).fetchone()
+        rows = conn.execute("SELECT * FROM files WHERE photo_id = ? ORDER BY id LIMIT 1 OFFSET ?",
+                            (photo["id"], index)).fetchall()
+        return rows[0] if rows else None
+
+    f = await app.db.read(find)
+    if f is None:
+        raise not_found(f"no photo {uid!r}" if index is None else f"photo {uid!r} has no file {index}")
+    if f["offline"]:
+        raise ApiError(404, "offline", f"{f['path_text']} is offline (its drive or folder is not there)")
+    path = library_path(app.library, bytes(f["path"]))
+    if not path.is_file():
+        raise ApiError(404, "offline", f"{f['path_text']} is not on disk")
+    name = path.name
+    disposition = "attachment" if download else "inline"
+    headers = {
+        "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
+        "Cache-Control": "private, no-cache",
+        "X-Content-Type-Options": "nosniff",
+        # an original is shown, never run: no scripts even if a file claims to be HTML or SVG
+        "Content-Security-Policy": "sandbox; default-src 'none'",
+    }
+    if f["mime"]:
+        headers["Content-Type"] = f["mime"]
+    return web.FileResponse(path, headers=headers)
+
+
+@requires(Scope.READ)
+@validated
+async def original(request: web.Request, uid: Uid, /, download: bool = False) -> r200[Any]:
+    """The photo's original file (the primary one), with Range requests and ETag.
+
+    Tags: files
+    """
+    return await _send_file(request, uid, None, download)
+
+
+@requires(Scope.READ)
+@validated
+async def file_by_index(request: web.Request, uid: Uid, index: FileIndex, /, download: bool = False) -> r200[Any]:
+    """One of the photo's files (RAW, Live Photo video, sidecar) by its index in `files`.
+
+    Tags: files
+    """
+    return await _send_file(request, uid, index, download)
+
+
+# -- thumbnails --------------------------------------------------------------------------------------
+
+
+async def _render_missing(app: App, key: str, size: str) -> Path:
+    """Make a missing size from the photo's primary file, in the worker pool."""
+    assert app.db is not None and app.pool is not None and app.indexer is not None
+    f = await app.db.read(lambda c: c.execute(
+        "SELECT f.path, f.kind, f.offline FROM files f JOIN photos p ON p.primary_file_id = f.id"
+        " WHERE f.sha1 = ? AND p.thumb_key = ? LIMIT 1", (key, key)).fetchone())
+    if f is None:
+        raise not_found("no photo has this thumbnail key")
+    if f["offline"]:
+        raise ApiError(404, "offline", "the photo's file is offline, so this size cannot be made now")
+    path = library_path(app.library, bytes(f["path"]))
+    kind = Kind(f["kind"])
+    ix = app.indexer
+    raw_preview = getattr(ix, "_raw_preview", None) if kind is Kind.RAW else None
+    try:
+        return await app.pool.run(render_size, path, kind=kind, content_hash=key, thumbs_root=app.thumbs,
+                                  settings=ix.settings, limits=ix.limits, size=size, raw_preview=raw_preview,
+                                  ffmpeg=ix.ffmpeg)
+    except (DecodeError, OSError) as exc:
+        log.warning("could not make %s of %s: %s", size, key, exc)
+        raise ApiError(404, "not_renderable", f"this size cannot be made: {exc}") from None
+
+
+@requires(Scope.THUMBNAILS, url_token=True)
+@validated
+async def thumbnail(request: web.Request, thumb_key: ThumbKey, size: SizeName, /,
+                    t: str = Field("", max_length=2000, description="thumbnail token, for <img> tags")) -> r200[Any]:
+    """A thumbnail by content hash and size name, made now if it is missing. Accepts the
+    thumbnail token as ?t= so <img> tags can load it.
+
+    Tags: files
+    """
+    if size not in ALL_SIZES:
+        raise bad_request(f"unknown size {size!r}; sizes: {', '.join(ALL_SIZES)}", "size")
+    if not THUMB_KEY.match(thumb_key):
+        raise bad_request("thumb_key must be a lower-case hex content hash", "thumb_key")
+    app = _app(request)
+    assert app.indexer is not None
+    path = thumb_path(app.thumbs, thumb_key, size, app.indexer.settings)
+    if not path.is_file():
+        inflight = request.app[THUMBS_INFLIGHT]
+        job = inflight.get((thumb_key, size))
+        if job is None:  # merge duplicate requests: a page of <img> tags asks for the same size at once
+            job = asyncio.ensure_future(_render_missing(app, thumb_key, size))
+            inflight[(thumb_key, size)] = job
+            job.add_done_callback(lambda _: inflight.pop((thumb_key, size), None))
+        path = await asyncio.shield(job)
+    return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"})
+
+
+def setup_routes(web_app: web.Application, prefix: str) -> None:
+    web_app[THUMBS_INFLIGHT] = {}
+    r = web_app.router
+    r.add_get(f"{prefix}/photos/{{uid}}/original", original)
+    r.add_get(f"{prefix}/photos/{{uid}}/files/{{index}}", file_by_index)
+    r.add_get(f"{prefix}/t/{{thumb_key}}/{{size}}", thumbnail)
