@@ -60,6 +60,9 @@ def build_parser() -> argparse.ArgumentParser:
     common(p)
     p.add_argument("--json", dest="json_file", required=True, metavar="FILE", help="output file ('-' for stdout)")
 
+    from daemon.auth.commands import add_parser as add_users_parser
+    add_users_parser(sub, common)
+
     p = sub.add_parser("tag", help="tag photos (labels, faces, people) that need it, then exit")
     common(p, workers=True, settings=True)
     p.add_argument("--rerun", action="store_true", help="tag the selected photos again, even if already tagged")
@@ -108,6 +111,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"shoebox: configuration error: {exc}", file=sys.stderr)
         return 2
     setup_logging(config["log.level"])
+    if args.command == "users":
+        from daemon.auth.commands import run as run_users
+        return run_users(config.data, args)
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
                "config": cmd_config, "tag": cmd_tag, "people": cmd_people}[args.command]
     try:

@@ -23,6 +23,7 @@ from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Role, Scope
+from daemon.search import FACETS, MAX_QUERY_CHARS, ORDERS, SearchError, search
 from daemon.store import photo_edits, photo_pages
 
 log = logging.getLogger(__name__)
@@ -53,6 +54,8 @@ class PhotoSummary(BaseModel):
 class PhotoPage(BaseModel):
     photos: list[PhotoSummary]
     next_cursor: Optional[str] = Field(default=None, description="pass as ?cursor= for the next page; null at the end")
+    order: str
+    facets: dict[str, list[dict[str, Any]]] = Field(description="counts per facet asked for with ?facets=")
 
 
 class PhotoDetail(BaseModel):
@@ -161,26 +164,32 @@ async def _apply(app: App, uids: list[str], changes: dict[str, Any]) -> tuple[in
 
 @requires(Scope.READ)
 @validated
-async def list_photos(request: web.Request, q: str = Field("", max_length=2000, description="search language"),
-                      order: Literal["newest", "oldest", "added"] = "newest",
-                      cursor: Optional[str] = Field(None, max_length=500),
+async def list_photos(request: web.Request,
+                      q: str = Field("", max_length=MAX_QUERY_CHARS, description="the search language: label:cat year:2023"),
+                      order: Literal[ORDERS] = "newest",  # type: ignore[valid-type]
+                      cursor: Optional[str] = Field(None, max_length=1000),
                       limit: int = Field(100, ge=1, le=500),
-                      archived: bool = False) -> r200[PhotoPage]:
-    """A page of photos, newest first by default. Pass the answer's next_cursor as ?cursor= for the
-    next page. Archived photos are listed only with ?archived=true (and then only those).
+                      facets: str = Field("", max_length=200, description="comma-separated: " + ", ".join(FACETS))
+                      ) -> r200[PhotoPage]:
+    """Search or list photos, a page at a time: pass the answer's next_cursor as ?cursor= (with the
+    same q and order) for the next page. Archived and private photos only when the query asks for
+    them (archived:yes, private:yes). An unknown filter or a bad value answers 400 naming it.
 
     Tags: photos
     """
-    if q.strip():
-        raise bad_request("search (q) is not available in this version of the API yet", "q")
     app = _app(request)
     assert app.db is not None
+    wanted = [f.strip() for f in facets.split(",") if f.strip()]
+
+    def run(conn: sqlite3.Connection) -> dict[str, Any]:
+        page = search(conn, q, order=order, limit=limit, cursor=cursor or None, facets=wanted)
+        return {"photos": photo_pages.summaries_by_id(conn, page.ids), "next_cursor": page.next_cursor,
+                "order": page.order, "facets": page.facets}
+
     try:
-        page = await app.db.read(lambda c: photo_pages.list_photos(c, order=order, cursor=cursor, limit=limit,
-                                                                   archived=archived))
-    except photo_pages.CursorError as exc:
-        raise bad_request(f"cursor: {exc}", "cursor") from None
-    return web.json_response({"photos": page.photos, "next_cursor": page.next_cursor})
+        return web.json_response(await app.db.read(run))
+    except SearchError as exc:
+        raise ApiError(400, "bad_query", exc.message, {"field": exc.key, "value": exc.value}) from None
 
 
 @requires(Scope.READ)
