@@ -228,7 +228,8 @@ async def tag(config: Config, *, query: str, rerun: bool) -> int:
     """Queue tag jobs for the selected photos (all of them without a query) and run them."""
     from daemon.app import App
     from daemon.jobs.queue import PRIORITY_TAG, enqueue
-    from daemon.search import SearchError, select_ids
+    from daemon.search import SearchError
+    from daemon.search.selection import select_ids
 
     app = App(config)
     await app.start()
