@@ -69,25 +69,28 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("query", nargs="?", default="", help="photos to (re)tag, in the search language (default: all)")
 
     p = sub.add_parser("people", help="list and shape people: name, rename, merge, split, reject, assign, hide")
-    common(p)
     people = p.add_subparsers(dest="people_command", required=True, metavar="ACTION")
-    people.add_parser("list", help="named people and unnamed clusters of faces")
-    a = people.add_parser("name", help="name a cluster (creates the person, or joins one of that name)")
-    a.add_argument("cluster"); a.add_argument("name")
-    a = people.add_parser("rename", help="rename a person")
-    a.add_argument("person"); a.add_argument("name")
-    a = people.add_parser("merge", help="merge the first person (or cluster) into the second")
-    a.add_argument("source"); a.add_argument("target")
-    a.add_argument("--clusters", action="store_true", help="the ids are clusters, not people")
-    a = people.add_parser("split", help="move faces out of a cluster into a new one")
-    a.add_argument("cluster"); a.add_argument("faces", nargs="+")
-    a = people.add_parser("reject", help="this face is not that person: remove it for good")
-    a.add_argument("face")
-    a = people.add_parser("assign", help="this face is that person")
-    a.add_argument("face"); a.add_argument("person")
-    a = people.add_parser("hide", help="hide a person, cluster or face")
-    a.add_argument("kind", choices=("person", "cluster", "face")); a.add_argument("id")
+
+    def action(name: str, help: str, *positionals: str) -> argparse.ArgumentParser:
+        a = people.add_parser(name, help=help)
+        for positional in positionals:
+            a.add_argument(positional, nargs="+" if positional == "faces" else None)
+        common(a)  # on each action, so `shoebox people list --data DIR` works
+        return a
+
+    action("list", "named people and unnamed clusters of faces")
+    action("name", "name a cluster (creates the person, or joins one of that name)", "cluster", "name")
+    action("rename", "rename a person", "person", "name")
+    action("merge", "merge the first person (or cluster) into the second", "source", "target").add_argument(
+        "--clusters", action="store_true", help="the ids are clusters, not people")
+    action("split", "move faces out of a cluster into a new one", "cluster", "faces")
+    action("reject", "this face is not that person: remove it for good", "face")
+    action("assign", "this face is that person", "face", "person")
+    a = action("hide", "hide a person, cluster or face", "id")
+    a.add_argument("--kind", choices=("person", "cluster", "face"), default="person")
     a.add_argument("--show", action="store_true", help="show it again")
+
+    add_webhooks_parser(sub, common)
 
     p = sub.add_parser("config", help="print the effective settings and where each came from")
     common(p, workers=True, settings=True)
