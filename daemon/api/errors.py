@@ -110,6 +110,8 @@ async def json_errors(request: web.Request, handler):  # type: ignore[no-untyped
         return error_response(exc.status, _code_for(exc), message, details, headers)
     except UnicodeDecodeError:
         return error_response(400, "malformed_json", "the request body is not valid UTF-8 text")
+    except RecursionError:  # json.loads on [[[[...]]]] thousands deep
+        return error_response(400, "malformed_json", "the request body is nested too deeply")
     except Exception:
         log.exception("unhandled error in %s %s", request.method, request.path)
         return error_response(500, "internal_error", "internal error, see the daemon's log")

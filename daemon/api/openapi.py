@@ -34,6 +34,64 @@ ERRORS = {
 }
 
 
+def to_oas30(schema: Any) -> None:
+    """Make a pydantic (JSON Schema 2020-12) schema valid OpenAPI 3.0, in place, recursively.
+
+    aiohttp-pydantic translates only the top level of each property; nested Optionals, `const`
+    (from a one-value Literal) and numeric exclusive bounds must be rewritten everywhere, or the
+    document fails validation (schemathesis checks it)."""
+    if not isinstance(schema, dict):
+        return
+    if "const" in schema:
+        schema["enum"] = [schema.pop("const")]
+    for key in ("exclusiveMinimum", "exclusiveMaximum"):
+        if isinstance(schema.get(key), (int, float)) and not isinstance(schema.get(key), bool):
+            schema[key.replace("exclusiveM", "m")] = schema[key]
+            schema[key] = True
+    schema.pop("examples", None)
+    if schema.get("type") == "null":
+        schema.pop("type")
+        schema["nullable"] = True
+    any_of = schema.get("anyOf")
+    if isinstance(any_of, list):
+        rest = [s for s in any_of if not (isinstance(s, dict) and s.get("type") == "null")]
+        if len(rest) != len(any_of):
+            schema["nullable"] = True
+            if len(rest) == 1:
+                schema.pop("anyOf")
+                only = rest[0]
+                if "$ref" in only:
+                    schema["allOf"] = [only]  # 3.0: no siblings next to $ref
+                else:
+                    for k, v in only.items():
+                        schema.setdefault(k, v)
+            else:
+                schema["anyOf"] = rest
+            if schema.get("default", ...) is None:
+                schema.pop("default")
+    if isinstance(schema.get("type"), list):  # ["string", "null"]
+        types = [t for t in schema["type"] if t != "null"]
+        if len(types) != len(schema["type"]):
+            schema["nullable"] = True
+        schema["type"] = types[0] if len(types) == 1 else types
+    for key in ("properties", "patternProperties", "$defs"):
+        for sub in (schema.get(key) or {}).values():
+            to_oas30(sub)
+    for key in ("items", "additionalProperties", "not"):
+        to_oas30(schema.get(key))
+    for key in ("anyOf", "oneOf", "allOf"):
+        for sub in schema.get(key) or []:
+            to_oas30(sub)
+
+
+def _schemas_of(op: dict[str, Any]) -> list[Any]:
+    found = [p.get("schema") for p in op.get("parameters", [])]
+    for holder in [op.get("requestBody", {}), *op.get("responses", {}).values()]:
+        for media in (holder.get("content") or {}).values():
+            found.append(media.get("schema"))
+    return found
+
+
 def build(web_app: web.Application) -> dict[str, Any]:
     spec = generate_oas([web_app], version_spec=__version__, title_spec="Shoebox API")
     spec["info"]["description"] = (
@@ -75,6 +133,12 @@ def build(web_app: web.Application) -> dict[str, Any]:
                 responses.setdefault(code, {"description": ERRORS[code], "content": copy.deepcopy(error_ref)})
             for code, answer in responses.items():
                 answer.setdefault("description", ERRORS.get(code, "success"))
+    for item in spec.get("paths", {}).values():
+        for method in METHODS:
+            for schema in _schemas_of(item.get(method) or {}):
+                to_oas30(schema)
+    for schema in schemas.values():
+        to_oas30(schema)
     return spec
 
 

@@ -129,6 +129,8 @@ class AuthService:
         new = new_refresh_token()
         row = await self.db.write(lambda c: sessions.rotate_refresh(c, token_hash(refresh_token), token_hash(new),
                                                                     ttl=self.settings.session_ttl))
+        if isinstance(row, str):
+            raise InvalidCredentials(row)
         return self._tokens(row["uid"], row["user_id"], row["name"], row["role"], new)
 
     def _tokens(self, session_uid: str, user_id: int, name: str, role: str, refresh: str) -> dict[str, Any]:

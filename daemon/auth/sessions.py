@@ -12,7 +12,7 @@ import sqlite3
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
-from daemon.auth.errors import InvalidCredentials, NotFound
+from daemon.auth.errors import NotFound
 from daemon.auth.roles import Scope
 from daemon.auth.tokens import new_uid
 from daemon.timeutil import utcnow
@@ -33,9 +33,11 @@ def create_session(conn: sqlite3.Connection, user_id: int, refresh_hash: str, *,
     return uid
 
 
-def rotate_refresh(conn: sqlite3.Connection, presented: str, new_hash: str, *, ttl: int) -> sqlite3.Row:
-    """The session (joined with its user) after swapping its refresh token; InvalidCredentials
-    for an unknown, expired or revoked one. Reuse of the previous token revokes the session."""
+def rotate_refresh(conn: sqlite3.Connection, presented: str, new_hash: str, *, ttl: int) -> sqlite3.Row | str:
+    """The session (joined with its user) after swapping its refresh token, or why it was refused.
+
+    Returns the reason instead of raising so that the caller's transaction commits: reuse of
+    the previous token (a stolen copy) revokes the session, and that must stick."""
     now = utcnow()
     row = conn.execute(
         "SELECT s.*, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.refresh_hash = ?",
@@ -45,10 +47,10 @@ def rotate_refresh(conn: sqlite3.Connection, presented: str, new_hash: str, *, t
                               (presented,)).fetchone()
         if stolen is not None:
             conn.execute("UPDATE sessions SET revoked_at = ? WHERE id = ?", (now, stolen["id"]))
-            raise InvalidCredentials("this refresh token was already used; the session has been ended for safety")
-        raise InvalidCredentials("unknown refresh token")
+            return "this refresh token was already used; the session has been ended for safety"
+        return "unknown refresh token"
     if row["revoked_at"] is not None or row["expires_at"] <= now:
-        raise InvalidCredentials("the session has ended; log in again")
+        return "the session has ended; log in again"
     conn.execute("UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, last_used_at = ?,"
                  " expires_at = ? WHERE id = ?", (new_hash, now, utc_in(ttl), row["id"]))
     return row
