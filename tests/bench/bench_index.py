@@ -28,7 +28,7 @@ import resource
 import subprocess
 import threading
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from tests.bench.util import (BENCH_DIR, PROJECT_PYTHON, REPO, BenchError, Measured, cpu_seconds,

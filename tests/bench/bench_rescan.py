@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
 import random
 import shutil
 import statistics
@@ -163,10 +162,6 @@ def bench_rescan(count: int = 10_000, *, workers: int = 2, repeats: int = 3, ben
     report.rescan_peak_mb = round(max(peaks), 1)
     report.last_scan_s = _last_scan_s(library, data)
     return report
-
-
-def summary(report: RescanReport) -> dict:
-    return asdict(report)
 
 
 if __name__ == "__main__":
