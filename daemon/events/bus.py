@@ -279,6 +279,7 @@ class EventBus:
         self._live: set[asyncio.Queue[Event]] = set()
         self.dropped_memory = 0
         self.published = 0
+        self._unstored = 0  # published, not yet in the outbox (popped batches included)
         self.instance_id = ""
         self._stopping = False
 
@@ -327,13 +328,14 @@ class EventBus:
             return
         self._pending.append(event)
         self.published += 1
+        self._unstored += 1
         self._flushed.clear()
         self._wake_writer.set()
 
     async def flush(self) -> None:
         """Wait until every event published so far is in the outbox (and handed to live streams)."""
         await asyncio.sleep(0)  # let call_soon_threadsafe publications land
-        while self._pending and self._writer is not None and not self._writer.done():
+        while self._unstored and self._writer is not None and not self._writer.done():
             await self._flushed.wait()
 
     async def _write_forever(self) -> None:
@@ -351,6 +353,7 @@ class EventBus:
                     except Exception:  # a full disk must not stop the daemon; the events are lost
                         log.exception("could not store %d events in the outbox", len(batch))
                         self.dropped_memory += len(batch)
+                        self._unstored -= len(batch)
                         continue
                 for ev in batch:
                     for q in list(self._live):
@@ -362,6 +365,7 @@ class EventBus:
                     if not pump.durable:
                         for ev in batch:
                             self._deliver_live(pump, ev)
+                self._unstored -= len(batch)
             self._flushed.set()
 
     # -- transports -----------------------------------------------------------------------------------
