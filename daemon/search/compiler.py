@@ -54,29 +54,39 @@ class Segment:
 
     where: str
     keys: tuple[tuple[str, str], ...]
+    index: str | None = None  # an index that yields rows already in this order
 
 
 @dataclass
 class Compiled:
     where: str
+    where_probe: str  # the same conditions, tested photo by photo (for a walk of the order's index)
     params: dict[str, Any]
     source: str  # the FROM clause
     order: str  # the order actually used ("relevance" without free text is "newest")
     segments: tuple[Segment, ...]
     fingerprint: str
     seed: int | None = None
+    has_filters: bool = False  # anything beyond the defaults (the order index alone answers those)
 
-    def page_sql(self, segment: int, after: tuple[Any, ...] | None, limit: int) -> tuple[str, dict[str, Any]]:
-        """SQL for up to `limit` rows of one segment, after the row whose keys are `after`."""
+    def page_sql(self, segment: int, after: tuple[Any, ...] | None, limit: int, *,
+                 ordered_scan: bool = False) -> tuple[str, dict[str, Any]]:
+        """SQL for up to `limit` rows of one segment, after the row whose keys are `after`.
+        `ordered_scan` walks the segment's order index and tests each row (see engine.search)."""
         seg = self.segments[segment]
+        source = self.source
+        where = self.where
+        if ordered_scan and seg.index and source == "photos AS p":
+            source = f"photos AS p INDEXED BY {seg.index}"
+            where = self.where_probe
         params = dict(self.params)
-        conds = [self.where, seg.where]
+        conds = [where, seg.where]
         if after is not None:
             conds.append(_keyset(seg.keys, after, params))
         keys = ", ".join(f"{expr} AS k{i}" for i, (expr, _) in enumerate(seg.keys))
         order = ", ".join(f"{expr} {direction}" for expr, direction in seg.keys)
         params["limit"] = limit
-        sql = (f"SELECT p.id, p.uid, {keys} FROM {self.source} WHERE {' AND '.join(c for c in conds if c)}"
+        sql = (f"SELECT p.id, p.uid, {keys} FROM {source} WHERE {' AND '.join(c for c in conds if c)}"
                f" ORDER BY {order} LIMIT :limit")
         return sql, params
 
@@ -117,6 +127,7 @@ class Context:
     near_km: float = NEAR_DEFAULT_KM
     albums_seen: tuple[str, ...] = ()
     ref_phash: tuple[int, str] | None = None
+    probe: bool = False  # building the per-photo form of the conditions (see filters._photos_of)
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -165,7 +176,11 @@ class Context:
         plain = [int(r[0]) for r in rows if r[2] == "album"]
         if plain:
             marks = ", ".join(self.param(i) for i in plain)
-            parts.append(f"p.id IN (SELECT ap.photo_id FROM album_photos AS ap WHERE ap.album_id IN ({marks}))")
+            if self.probe:
+                parts.append("EXISTS (SELECT 1 FROM album_photos AS ap WHERE ap.photo_id = p.id"
+                             f" AND ap.album_id IN ({marks}))")
+            else:
+                parts.append(f"p.id IN (SELECT ap.photo_id FROM album_photos AS ap WHERE ap.album_id IN ({marks}))")
         for r in rows:
             if r[2] != "smart" or not r[3]:
                 continue
@@ -249,6 +264,9 @@ def compile(query: Query, *, order: str = "newest", now: datetime | None = None,
     if order == "relevance" and not query.positive_terms:
         effective = "newest"
     conds, match = _conditions(query, ctx, fts_join=effective == "relevance")
+    ctx.probe = True
+    probe_conds, _ = _conditions(query, ctx, fts_join=effective == "relevance")
+    ctx.probe = False
 
     base = ["p.primary_file_id IS NOT NULL"]
     viewer = viewer or Viewer()
@@ -272,10 +290,10 @@ def compile(query: Query, *, order: str = "newest", now: datetime | None = None,
     id_desc, id_asc = ("p.id", "DESC"), ("p.id", "ASC")
     if effective in ("newest", "oldest"):
         d = "DESC" if effective == "newest" else "ASC"
-        segments = (Segment("p.taken_at IS NOT NULL", (("p.taken_at", d), ("p.id", d))),
+        segments = (Segment("p.taken_at IS NOT NULL", (("p.taken_at", d), ("p.id", d)), "photos_taken"),
                     Segment("p.taken_at IS NULL", (("p.id", d),)))
     elif effective == "added":
-        segments = (Segment("", (("p.added_at", "DESC"), id_desc)),)
+        segments = (Segment("", (("p.added_at", "DESC"), id_desc), "photos_added"),)
     elif effective == "relevance":
         weights = ", ".join(str(w) for w in BM25_WEIGHTS)
         source = (f"photos AS p JOIN (SELECT rowid AS id, bm25(photos_fts, {weights}) AS score FROM photos_fts"
@@ -290,6 +308,6 @@ def compile(query: Query, *, order: str = "newest", now: datetime | None = None,
                               key="order", value=order)
         ref = ctx.param(ctx.ref_phash[1])
         segments = (Segment("p.phash IS NOT NULL", ((f"sb_hamming(p.phash, {ref})", "ASC"), id_asc)),)
-    return Compiled(where=" AND ".join(base + conds), params=ctx.params, source=source, order=effective,
+    return Compiled(where=" AND ".join(base + conds), where_probe=" AND ".join(base + probe_conds), params=ctx.params, source=source, order=effective,
                     segments=segments, fingerprint=fingerprint(query.text, effective),
-                    seed=seed if effective == "random" else None)
+                    seed=seed if effective == "random" else None, has_filters=bool(conds) or len(base) > 3)

@@ -97,24 +97,35 @@ def _numeric(expr: str) -> Builder:
     return build
 
 
+def _photos_of(ctx: "Context", table: str, alias: str, where: str) -> str:
+    """Photos with a row in `table`: a set to drive the query from, or a per-photo probe when the
+    engine walks the date index (ctx.probe), so no set of a million ids is built for one page."""
+    if ctx.probe:
+        return f"EXISTS (SELECT 1 FROM {table} AS {alias} WHERE {alias}.photo_id = p.id AND {where})"
+    return f"p.id IN (SELECT {alias}.photo_id FROM {table} AS {alias} WHERE {where})"
+
+
 def _label(ctx: "Context", value: str, f: Any) -> str:
     v = ctx.param(fold(value))
-    return ("p.id IN (SELECT pl.photo_id FROM photo_labels AS pl WHERE pl.removed = 0 AND pl.label_id IN ("
-            f"SELECT l.id FROM labels AS l WHERE sb_fold(l.name) = {v} OR EXISTS (SELECT 1 FROM json_each("
-            f"CASE WHEN json_valid(l.categories) THEN l.categories ELSE '[]' END) AS c WHERE sb_fold(c.value) = {v})))")
+    return _photos_of(ctx, "photo_labels", "pl", "pl.removed = 0 AND pl.label_id IN ("
+                      f"SELECT l.id FROM labels AS l WHERE sb_fold(l.name) = {v} OR EXISTS (SELECT 1 FROM json_each("
+                      f"CASE WHEN json_valid(l.categories) THEN l.categories ELSE '[]' END) AS c"
+                      f" WHERE sb_fold(c.value) = {v}))")
 
 
 def _keyword(ctx: "Context", value: str, f: Any) -> str:
     v = ctx.param(fold(value))
-    return (f"({_fts(ctx, 'keywords', [value])} AND EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(p.keywords)"
-            f" THEN p.keywords ELSE '[]' END) AS k WHERE sb_fold(k.value) = {v}))")
+    exact = (f"EXISTS (SELECT 1 FROM json_each(CASE WHEN json_valid(p.keywords) THEN p.keywords ELSE '[]' END) AS k"
+             f" WHERE sb_fold(k.value) = {v})")
+    return exact if ctx.probe else f"({_fts(ctx, 'keywords', [value])} AND {exact})"
 
 
 def _person(ctx: "Context", value: str, f: Any) -> str:
     folded = fold(value) or ""
-    return ("p.id IN (SELECT fa.photo_id FROM faces AS fa WHERE fa.hidden = 0 AND fa.person_id IN ("
-            f"SELECT pe.id FROM people AS pe WHERE pe.uid = {ctx.param(value)} OR sb_fold(pe.name) = {ctx.param(folded)}"
-            f" OR sb_fold(pe.name) LIKE {ctx.param(like_escape(folded) + ' %')} ESCAPE '\\'))")
+    return _photos_of(ctx, "faces", "fa", "fa.hidden = 0 AND fa.person_id IN ("
+                      f"SELECT pe.id FROM people AS pe WHERE pe.uid = {ctx.param(value)}"
+                      f" OR sb_fold(pe.name) = {ctx.param(folded)}"
+                      f" OR sb_fold(pe.name) LIKE {ctx.param(like_escape(folded) + ' %')} ESCAPE '\\')")
 
 
 def _face(ctx: "Context", value: str, f: Any) -> str:
@@ -172,12 +183,14 @@ def _country(ctx: "Context", value: tuple[str, str], f: Any) -> str:
     kind, v = value
     if kind == "code":
         return f"p.country_code = {ctx.param(v)}"
-    return f"({_fts(ctx, 'places', [v])} AND sb_fold(p.country) = {ctx.param(fold(v))})"
+    exact = f"sb_fold(p.country) = {ctx.param(fold(v))}"
+    return exact if ctx.probe else f"({_fts(ctx, 'places', [v])} AND {exact})"
 
 
 def _place(column: str) -> Builder:
     def build(ctx: "Context", value: str, f: Any) -> str:
-        return f"({_fts(ctx, 'places', [value])} AND sb_fold(p.{column}) = {ctx.param(fold(value))})"
+        exact = f"sb_fold(p.{column}) = {ctx.param(fold(value))}"
+        return exact if ctx.probe else f"({_fts(ctx, 'places', [value])} AND {exact})"
     return build
 
 
@@ -231,8 +244,8 @@ def _added(ctx: "Context", value: DateRange, f: Any) -> str:
 
 def _camera(ctx: "Context", value: str, f: Any) -> str:
     pattern = "%" + like_escape(value) + "%"
-    return (f"({_fts(ctx, 'camera', [value])} AND (coalesce(p.make, '') || ' ' || coalesce(p.model, ''))"
-            f" LIKE {ctx.param(pattern)} ESCAPE '\\')")
+    exact = f"(coalesce(p.make, '') || ' ' || coalesce(p.model, '')) LIKE {ctx.param(pattern)} ESCAPE '\\'"
+    return exact if ctx.probe else f"({_fts(ctx, 'camera', [value])} AND {exact})"
 
 
 def _lens(ctx: "Context", value: str, f: Any) -> str:
@@ -292,6 +305,8 @@ def _parse_folder(key: str, text: str) -> bytes:
 def _folder(ctx: "Context", value: bytes, f: Any) -> str:
     # files.dir is raw bytes: compare bytes. 'a' itself, or anything under 'a/' ('/' + 1 is '0').
     exact, lo, hi = ctx.param(value), ctx.param(value + b"/"), ctx.param(value + b"0")
+    if ctx.probe:
+        return _photos_of(ctx, "files", "fi", f"(fi.dir = {exact} OR (fi.dir >= {lo} AND fi.dir < {hi}))")
     return (f"p.id IN (SELECT fi.photo_id FROM files AS fi WHERE fi.dir = {exact}"
             f" UNION ALL SELECT fi.photo_id FROM files AS fi WHERE fi.dir >= {lo} AND fi.dir < {hi})")
 

@@ -170,7 +170,7 @@ def generate(path: Path, n: int) -> None:
                     lng = place[5] + rng.gauss(0, 0.01)
                 mono = 1 if rng.random() < 0.04 else 0
                 color = "grey" if mono else rng.choices(COLORS, COLOR_W)[0]
-                name = f"IMG_{pid % 10000:04d}"
+                name = f"IMG_{pid:07d}"
                 ext = {"video": "MP4", "raw": "CR2"}.get(ptype, "JPG")
                 rel = f"{folder}/{name}.{ext}"
                 files.append((fid, pid, rel.encode(), rel, folder.encode(), name.lower(),

@@ -416,3 +416,19 @@ def test_bad_cursors(store: Store) -> None:
     assert err.value.key == "cursor"
     with pytest.raises(SearchError):
         search(store.conn, "", order="oldest", limit=2, cursor=page.next_cursor)
+
+
+FILTER_QUERIES = [q for q, _ in test_filter_returns_exactly.pytestmark[0].args[1]]
+
+
+@pytest.mark.parametrize("q", FILTER_QUERIES)
+def test_both_plans_agree(store: Store, q: str) -> None:
+    """The engine either walks the date index testing each photo, or lets SQLite drive from the
+    filter's own index; both forms of every filter must select the same photos."""
+    from daemon.search import compile, parse
+
+    compiled = compile(parse(q), conn=store.conn, now=NOW)
+    for segment in range(len(compiled.segments)):
+        walk = store.conn.execute(*compiled.page_sql(segment, None, 1000, ordered_scan=True)).fetchall()
+        drive = store.conn.execute(*compiled.page_sql(segment, None, 1000)).fetchall()
+        assert walk == drive
