@@ -217,6 +217,7 @@ class MqttTransport:
                 await asyncio.wait_for(self._publish_acked(self.topics.availability, b"offline", retain=True), 2.0)
             except (asyncio.TimeoutError, MqttError):
                 pass
+        self._connected.clear()  # a disconnect we asked for is not worth a warning
         client.disconnect()
         await asyncio.to_thread(client.loop_stop)
         self._client = None
