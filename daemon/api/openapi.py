@@ -13,8 +13,8 @@ import copy
 from typing import Any
 
 from aiohttp import web
-from aiohttp_pydantic.oas.view import generate_oas
 from aiohttp_pydantic.oas.typing import r200
+from aiohttp_pydantic.oas.view import generate_oas
 
 from daemon import __version__
 from daemon.api.access import policy_of

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal, Optional
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r204
+from aiohttp_pydantic.oas.typing import r200
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from daemon.api.access import principal, requires
