@@ -533,6 +533,9 @@ class EventBus:
         # Give connected transports a moment to finish what is in flight, so a restart does not
         # send those events a second time (receivers would drop them by id, but why make them).
         deadline = time.monotonic() + timeout
+        if not self._pumps:
+            self._loop = None
+            return
         top = await self.db.read(lambda c: c.execute(
             "SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
         for pump in self._pumps.values():
