@@ -70,6 +70,15 @@ class App:
     # -- staged start ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        """Start every part in dependency order; if one fails, stop what was started and re-raise,
+        so a failed start never leaves threads behind that keep the process alive."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop(timeout=5.0)
+            raise
+
+    async def _start(self) -> None:
         cfg = self.config
         self.data.mkdir(parents=True, exist_ok=True)
         self.thumbs.mkdir(parents=True, exist_ok=True)

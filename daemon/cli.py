@@ -18,6 +18,7 @@ from typing import Any, Sequence
 
 from daemon import __version__
 from daemon.config import Config, ConfigError, add_setting_flags, flags_from_args, load_config
+from daemon.events.cli import add_parser as add_webhooks_parser, cmd_webhooks
 
 log = logging.getLogger("shoebox")
 
@@ -118,16 +119,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         from daemon.auth.commands import run as run_users
         return run_users(config.data, args)
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
-               "config": cmd_config, "tag": cmd_tag, "people": cmd_people}[args.command]
+               "config": cmd_config, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks}[args.command]
     try:
         return handler(config, args)
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
         from daemon.app import DataDirBusy
+        from daemon.store.db import StoreError
         if isinstance(exc, DataDirBusy):
             print(f"shoebox: {exc}", file=sys.stderr)
             return 3
+        if isinstance(exc, StoreError):
+            print(f"shoebox: cannot open the library index: {exc}", file=sys.stderr)
+            return 4
         raise
 
 
@@ -155,6 +160,8 @@ async def serve(config: Config) -> None:
     await app.start()
     runner = await start_server(app, config["server.host"], config["server.port"])
     log.info("serving on http://%s:%d/", config["server.host"], config["server.port"])
+    if app.events is not None:  # zeroconf: only once the server answers (probing takes seconds)
+        app.spawn(app.events.start_announcer(config["server.port"]), "zeroconf")
     app.start_background()
     notify.ready()
     stop = asyncio.Event()

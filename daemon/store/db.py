@@ -30,6 +30,10 @@ T = TypeVar("T")
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 
+class StoreError(RuntimeError):
+    """The database cannot be used as it is (newer schema, failed integrity check, no WAL)."""
+
+
 def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
     conn.row_factory = sqlite3.Row
     conn.execute("PRAGMA foreign_keys = ON")
@@ -54,7 +58,7 @@ def migrations() -> list[tuple[int, str, str]]:
     found.sort()
     versions = [v for v, _, _ in found]
     if versions != list(range(1, len(versions) + 1)):
-        raise RuntimeError(f"migrations must be numbered 0001, 0002, ... without gaps: {versions}")
+        raise StoreError(f"migrations must be numbered 0001, 0002, ... without gaps: {versions}")
     return found
 
 
@@ -64,7 +68,7 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
     applied = []
     shipped = migrations()
     if current > len(shipped):
-        raise RuntimeError(
+        raise StoreError(
             f"the database schema is version {current} but this Shoebox knows only {len(shipped)}: "
             "it was opened by a newer version; upgrade Shoebox or restore a backup"
         )
@@ -111,7 +115,13 @@ class Database:
     @classmethod
     async def open(cls, path: Path, *, readers: int = 2) -> "Database":
         db = cls(path, readers=readers)
-        await db._open()
+        try:
+            await db._open()
+        except BaseException:
+            # aiosqlite runs each connection in a non-daemon thread: a connection left open here
+            # would keep the process alive after the error (a hung `shoebox index`).
+            await db.close(checkpoint=False)
+            raise
         return db
 
     async def _open(self) -> None:
@@ -121,11 +131,11 @@ class Database:
         def setup(conn: sqlite3.Connection) -> list[str]:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
-                raise RuntimeError(f"could not switch {self.path} to WAL mode (got {mode})")
+                raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
             _configure(conn, readonly=False)
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
-                raise RuntimeError(f"database {self.path} failed its integrity check: {check}")
+                raise StoreError(f"database {self.path} failed its integrity check: {check}")
             return apply_migrations(conn)
 
         applied = await self._run(self._writer, setup)
@@ -140,16 +150,17 @@ class Database:
     async def _run(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
         return await conn._execute(fn, conn._conn)  # the whole function in the connection's thread
 
-    async def close(self) -> None:
+    async def close(self, *, checkpoint: bool = True) -> None:
         for conn in self._readers:
             await conn.close()
         self._readers.clear()
         if self._writer is not None:
             # Fold the WAL back into the main file so a copy of the .db alone is a full backup.
-            try:
-                await self._run(self._writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
-            except sqlite3.Error as exc:  # pragma: no cover - best effort
-                log.warning("checkpoint on close failed: %s", exc)
+            if checkpoint:
+                try:
+                    await self._run(self._writer, lambda c: c.execute("PRAGMA wal_checkpoint(TRUNCATE)"))
+                except sqlite3.Error as exc:  # pragma: no cover - best effort
+                    log.warning("checkpoint on close failed: %s", exc)
             await self._writer.close()
             self._writer = None
 

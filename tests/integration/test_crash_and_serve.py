@@ -9,11 +9,13 @@ import signal
 import sqlite3
 import subprocess
 import time
+import urllib.error
 import urllib.request
 from pathlib import Path
 
 from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
 from tests.conftest import copy_sample
+from tests.integration.api_support import PASSWORD, create_admin, http_json
 from tests.integration.support import REPO, SHOEBOX, free_port, photos, query, shoebox
 
 
@@ -72,8 +74,11 @@ def test_kill_9_during_indexing_resumes_without_loss_or_duplicates(library: Path
     assert not leftovers, f"temporary thumbnail files left: {leftovers[:3]}"
 
 
-def get_json(url: str) -> dict:
-    with urllib.request.urlopen(url, timeout=5) as resp:
+def get_json(url: str, token: str | None = None) -> dict:
+    req = urllib.request.Request(url)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    with urllib.request.urlopen(req, timeout=5) as resp:
         return json.loads(resp.read())
 
 
@@ -91,10 +96,11 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
     copy_sample(samples, "exif-samples/jpg/Canon_40D.jpg", library)
     copy_sample(samples, "exif-samples/jpg/Nikon_D70.jpg", library / "sub")
     data = tmp_path / "data"
+    create_admin(library, data)  # no default password: the operator makes the first admin
     port = free_port()
     proc = subprocess.Popen(
         [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
-         "--server-port", str(port), "--workers", "2"],
+         "--server-port", str(port), "--workers", "2", "--zeroconf-enabled", "false"],
         cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:
@@ -106,21 +112,33 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
                 return False
 
         wait_for(healthy, 60, "the server to answer /health")
-        wait_for(lambda: get_json(f"{base}/status")["photos"]["total"] == 2, 60, "the first scan")
+        code, tokens = http_json("POST", f"{base}/auth/login", {"username": "admin", "password": PASSWORD})
+        assert code == 200, tokens
+        token = tokens["access_token"]
+
+        def status() -> dict:
+            return get_json(f"{base}/status", token)
+
+        try:
+            get_json(f"{base}/status")
+            raise AssertionError("/status answered without credentials")
+        except urllib.error.HTTPError as exc:
+            assert exc.code == 401
+        wait_for(lambda: status()["photos"]["total"] == 2, 60, "the first scan")
 
         # a camera drops a new photo into a new folder: picked up by the watcher within seconds
         time.sleep(1.0)
         started = time.monotonic()
         copy_sample(samples, "exif-samples/jpg/gps/DSCN0010.jpg", library / "new" / "today")
-        wait_for(lambda: get_json(f"{base}/status")["photos"]["total"] == 3, 15, "the watcher to index a new file")
+        wait_for(lambda: status()["photos"]["total"] == 3, 15, "the watcher to index a new file")
         assert time.monotonic() - started < 15
-        status = get_json(f"{base}/status")
-        assert status["watching"] is True and status["files"]["errors"] == 0
+        current = status()
+        assert current["watching"] is True and current["files"]["errors"] == 0
 
         # a file removed while serving goes offline, not away
         os.remove(library / "Canon_40D.jpg")
-        wait_for(lambda: get_json(f"{base}/status")["photos"]["offline"] == 1, 15, "the removal to be noticed")
-        assert get_json(f"{base}/status")["photos"]["total"] == 3
+        wait_for(lambda: status()["photos"]["offline"] == 1, 15, "the removal to be noticed")
+        assert status()["photos"]["total"] == 3
 
         # a second daemon on the same data directory is refused, with a reason
         second = shoebox("index", "--library", str(library), "--data", str(data), check=False)
@@ -134,3 +152,16 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
             raise
     assert code == 0, proc.stderr.read().decode()[-2000:]
     assert not (data / "shoebox.db-wal").exists() or (data / "shoebox.db-wal").stat().st_size == 0
+
+
+def test_a_failed_start_exits_with_a_reason_instead_of_hanging(library: Path, tmp_path: Path) -> None:
+    """A database written by a newer Shoebox: refuse it, say why, and exit (no thread left behind)."""
+    data = tmp_path / "data"
+    shoebox("index", "--library", str(library), "--data", str(data), "--quiet")
+    with sqlite3.connect(data / "shoebox.db") as conn:
+        conn.execute("PRAGMA user_version = 999")
+    started = time.monotonic()
+    result = shoebox("index", "--library", str(library), "--data", str(data), check=False, timeout=60)
+    assert result.returncode == 4
+    assert "newer version" in result.stderr and "Traceback" not in result.stderr
+    assert time.monotonic() - started < 30
