@@ -455,7 +455,8 @@ class Indexer:
             sources[name] = source.label
         if "taken_at_utc" not in updates and "taken_at" in updates:
             updates["taken_at_utc"] = _utc_of(updates["taken_at"], updates.get("taken_offset", photo["taken_offset"]))
-        if ex.place is not None and ("lat" in updates or photo["country_code"] is None):
+        # A place a user set or removed by hand is never replaced by one from the file.
+        if ex.place is not None and sources.get("place") != "manual" and ("lat" in updates or photo["country_code"] is None):
             place = ex.place
             updates.update(city=place.city or None, region=place.region or None,
                            country=place.country or None, country_code=place.country_code or None)

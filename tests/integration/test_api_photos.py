@@ -238,3 +238,27 @@ async def test_only_an_admin_asking_explicitly_deletes_originals(copy: tuple[Pat
         failed = (await r.json())["details"]["failed"]
         assert failed[0]["path"] == "camera/Sony_HDR-HC3.jpg" and failed[0]["error"]
         assert (await client.get(f"/api/v1/photos/{uid2}", headers=h)).status == 200
+
+
+async def test_a_location_removed_by_hand_stays_removed_after_a_reindex(copy: tuple[Path, Path]) -> None:
+    library, data = copy
+    config = make_config(library, data, **settings())
+    async with api(config) as (app, client):
+        await add_user(app, "ann", Role.USER)
+        h = auth(await login(client, "ann"))
+        uid = (await photo_ids(app))["DSCN0010.jpg"]
+        before = await (await client.get(f"/api/v1/photos/{uid}", headers=h)).json()
+        assert before["place"]["country_code"] == "IT"
+        r = await client.patch(f"/api/v1/photos/{uid}", json={"lat": None, "lng": None}, headers=h)
+        assert r.status == 200, await r.text()
+        assert (await r.json())["place"] is None
+    photo = library / "gps" / "DSCN0010.jpg"
+    st = photo.stat()
+    os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))  # the file changes: re-indexed
+    await index(config)
+    async with api(config) as (app, client):
+        await add_user(app, "bob", Role.VIEWER)
+        h = auth(await login(client, "bob"))
+        p = await (await client.get(f"/api/v1/photos/{uid}", headers=h)).json()
+        assert p["lat"] is None and p["lng"] is None and p["place"] is None
+        assert p["sources"]["lat"] == "manual"
