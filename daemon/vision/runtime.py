@@ -160,6 +160,17 @@ class ModelHandle:
                 self._state, self._reason = ModelState.IDLE, ""
             return True
 
+    def available(self) -> tuple[bool, str]:
+        """Whether run() may succeed now, and why not: looks for a missing file again, and lets a
+        FAILED model try again once its file was replaced (new size or mtime). Loads nothing, so
+        it is cheap enough to ask before every job."""
+        if not self._check_file():
+            return False, self._reason
+        with self._lock:
+            if self._state is ModelState.FAILED and self._file_stat() == self._failed_stat:
+                return False, self._reason
+        return True, ""
+
     # ---- loading -----------------------------------------------------------------------------
 
     def _slot(self) -> _Slot:

@@ -38,7 +38,7 @@ from daemon.vision.faces import Face, FaceDetector, FaceEmbedder, detect_faces
 from daemon.vision.labels import Classifier, LabelResult, load_categories, load_rules
 from daemon.vision.nsfw import NsfwScorer
 from daemon.vision.people import NewCluster, assign_clusters, centroid, match_person
-from daemon.vision.runtime import ModelHandle, ModelState, ModelUnavailable
+from daemon.vision.runtime import ModelHandle, ModelUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -130,12 +130,9 @@ class Models:
         if task == "labels" and self.classifier is None:
             return False, f"label rules unusable: {self.rules_error}"
         for name in needed:
-            handle = self.handles[name]
-            handle._check_file() if handle.state is ModelState.MISSING else None
-            if handle.state in (ModelState.MISSING, ModelState.DISABLED):
-                return False, handle.reason
-            if handle.state is ModelState.FAILED:
-                return False, handle.reason
+            ok, why = self.handles[name].available()
+            if not ok:
+                return False, why
         return True, ""
 
     def states(self) -> dict[str, dict[str, Any]]:

@@ -205,3 +205,25 @@ async def test_nsfw_scores_when_turned_on_and_marks_nothing_private_here(library
     data2 = tmp_path / "data2"
     await index(make_config(library, data2, tagging__nsfw="true", tagging__nsfw_threshold="0"))
     assert by_path(data2)["grace_hopper.jpg"]["private"] is True
+
+
+async def test_a_replaced_corrupt_model_is_used_again(library: Path, tmp_path: Path, samples: Path) -> None:
+    models = tmp_path / "models"
+    shutil.copytree(MODELS, models)
+    broken = models / "efficientnet_lite0_int8.tflite"
+    broken.write_bytes(b"garbage" * 100)
+    copy_sample(samples, f"{NATURE}/el_torcal_rocks.jpg", library)
+    data = tmp_path / "data"
+    app = App(make_config(library, data, tagging__models_dir=models))
+    await app.start()
+    try:
+        await app.index_once()
+        assert (await app.status())["tagging"]["models"]["labels"]["state"] == "failed"
+        assert await app.tagger.requeue_backlog() == 0, "nothing to retry while the file is still broken"
+        shutil.copy2(MODELS / "efficientnet_lite0_int8.tflite", broken)  # the user puts a good file back
+        assert await app.tagger.requeue_backlog() == 1
+        app.queue.wake()
+        await app.queue.wait_idle()
+    finally:
+        await app.stop()
+    assert by_path(data)["el_torcal_rocks.jpg"]["labels"]
