@@ -281,14 +281,32 @@ async def tag(config: Config, *, query: str, rerun: bool) -> int:
 def cmd_people(config: Config, args: argparse.Namespace) -> int:
     """People commands open the store directly (the daemon may be running: WAL allows it)."""
     from daemon.store import people as p
+    from daemon.store.db import in_transaction, open_sync
 
     path = config.data / "shoebox.db"
     if not path.exists():
         raise SystemExit(f"shoebox: no library index at {path} yet")
-    conn = sqlite3.connect(path, timeout=30, isolation_level=None)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA foreign_keys = ON")
+    conn = open_sync(path)
     action = args.people_command
+
+    def change(c: sqlite3.Connection) -> str | None:
+        if action == "name":
+            result = p.name_cluster(c, args.cluster, args.name)
+            return f"{'created' if result['created'] else 'joined'} person {result['person']} {result['name']}"
+        if action == "rename":
+            p.rename_person(c, args.person, args.name)
+        elif action == "merge":
+            (p.merge_clusters if args.clusters else p.merge_people)(c, args.source, args.target)
+        elif action == "split":
+            return f"new cluster {p.split_cluster(c, args.cluster, args.faces)}"
+        elif action == "reject":
+            p.reject_face(c, args.face)
+        elif action == "assign":
+            p.assign_face(c, args.face, args.person)
+        elif action == "hide":
+            p.set_hidden(c, args.kind, args.id, not args.show)
+        return None
+
     try:
         if action == "list":
             for row in p.list_people(conn):
@@ -296,29 +314,14 @@ def cmd_people(config: Config, args: argparse.Namespace) -> int:
                 hidden = " hidden" if row["hidden"] else ""
                 print(f"{row['kind']:8} {row['uid']}  {name:30} {row['faces']:5} faces {row['photos']:5} photos{hidden}")
             return 0
-        conn.execute("BEGIN IMMEDIATE")
-        if action == "name":
-            result = p.name_cluster(conn, args.cluster, args.name)
-            print(f"{'created' if result['created'] else 'joined'} person {result['person']} {result['name']}")
-        elif action == "rename":
-            p.rename_person(conn, args.person, args.name)
-        elif action == "merge":
-            (p.merge_clusters if args.clusters else p.merge_people)(conn, args.source, args.target)
-        elif action == "split":
-            print(f"new cluster {p.split_cluster(conn, args.cluster, args.faces)}")
-        elif action == "reject":
-            p.reject_face(conn, args.face)
-        elif action == "assign":
-            p.assign_face(conn, args.face, args.person)
-        elif action == "hide":
-            p.set_hidden(conn, args.kind, args.id, not args.show)
-        conn.execute("COMMIT")
+        message = in_transaction(conn, change)
     except p.PeopleError as exc:
-        conn.execute("ROLLBACK")
         print(f"shoebox: {exc}", file=sys.stderr)
         return 2
     finally:
         conn.close()
+    if message:
+        print(message)
     return 0
 
 

@@ -14,14 +14,13 @@ import json
 import sqlite3
 import sys
 from pathlib import Path
-from typing import Callable, TextIO, TypeVar
+from typing import Callable, TextIO
 
 from daemon.auth import accounts, passwords
 from daemon.auth.errors import AuthError
 from daemon.auth.roles import Role, parse_role
-from daemon.store.db import apply_migrations
+from daemon.store.db import in_transaction, open_sync
 
-T = TypeVar("T")
 
 
 def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -50,25 +49,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
 
 
 def open_store(data: Path) -> sqlite3.Connection:
-    data.mkdir(parents=True, exist_ok=True)
-    conn = sqlite3.connect(data / "shoebox.db", isolation_level=None, timeout=10)
-    conn.row_factory = sqlite3.Row
-    conn.execute("PRAGMA journal_mode = WAL")
-    conn.execute("PRAGMA foreign_keys = ON")
-    conn.execute("PRAGMA busy_timeout = 10000")
-    apply_migrations(conn)
-    return conn
-
-
-def _write(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = fn(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
+    return open_sync(data / "shoebox.db")
 
 
 class PasswordInputError(Exception):
@@ -116,19 +97,19 @@ def run(data: Path, args: argparse.Namespace) -> int:
             hashed = passwords.hash_password(password)
             if action == "add":
                 role = parse_role(args.role)
-                _write(conn, lambda c: accounts.create_user(c, args.name, role, hashed))
+                in_transaction(conn, lambda c: accounts.create_user(c, args.name, role, hashed))
                 print(f"created {role.value} {args.name!r}", file=sys.stderr)
             else:
-                ended = _write(conn, lambda c: accounts.set_password(c, args.name, hashed))
+                ended = in_transaction(conn, lambda c: accounts.set_password(c, args.name, hashed))
                 print(f"password changed for {args.name!r}; {ended} session(s) ended", file=sys.stderr)
             return 0
         if action == "role":
             role = parse_role(args.role)
-            _write(conn, lambda c: accounts.set_role(c, args.name, role))
+            in_transaction(conn, lambda c: accounts.set_role(c, args.name, role))
             print(f"{args.name!r} is now {role.value}", file=sys.stderr)
             return 0
         if action == "remove":
-            _write(conn, lambda c: accounts.remove_user(c, args.name))
+            in_transaction(conn, lambda c: accounts.remove_user(c, args.name))
             print(f"removed {args.name!r}", file=sys.stderr)
             return 0
         raise AssertionError(action)

@@ -101,6 +101,31 @@ def _split_sql(sql: str) -> Iterable[str]:
         yield buf
 
 
+def in_transaction(conn: sqlite3.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
+    """Run fn(conn) as one IMMEDIATE transaction: commit, or roll back on any error."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = fn(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def open_sync(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
+    """A plain connection for command-line tools that run beside the daemon (`shoebox users`,
+    `shoebox people`): WAL and a busy timeout let them write between the daemon's short
+    transactions; the schema is brought up to date first, as the daemon would."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+    conn.execute("PRAGMA journal_mode = WAL")
+    _configure(conn, readonly=False)
+    if migrate:
+        apply_migrations(conn)
+    return conn
+
+
 class Database:
     """The store's connections. Open with `await Database.open(path)`; close with `close()`."""
 
@@ -170,18 +195,8 @@ class Database:
         """Run fn(conn) as one IMMEDIATE transaction on the writer; commit, or roll back on error."""
         assert self._writer is not None, "database is closed"
 
-        def tx(conn: sqlite3.Connection) -> T:
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                result = fn(conn)
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            return result
-
         async with self._write_lock:
-            return await self._run(self._writer, tx)
+            return await self._run(self._writer, lambda conn: in_transaction(conn, fn))
 
     async def execute_write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One write statement in its own transaction; returns the number of rows changed."""
