@@ -175,7 +175,7 @@ class Indexer:
         exiftool = self._exiftool()
         try:
             out.metadata = read_metadata(path, exiftool=exiftool, sidecars=sidecar_paths,
-                                         mtime=mtime_ns / 1e9)
+                                         mtime=mtime_ns / 1e9, ffprobe=self.ffprobe)
             out.warnings += out.metadata.warnings
         except OSError as exc:
             out.error = f"cannot read file: {exc.strerror or exc}"

@@ -67,7 +67,7 @@ class Metadata:
 
 
 def read_metadata(path: Path, *, exiftool: ExifTool | None, sidecars: Sequence[Path] = (),
-                  mtime: float | None = None) -> Metadata:
+                  mtime: float | None = None, ffprobe: str = "ffprobe") -> Metadata:
     """Everything known about `path`; never raises for bad metadata (a warning per problem).
 
     Raises OSError only when the file itself cannot be opened (missing, no permission).
@@ -80,7 +80,7 @@ def read_metadata(path: Path, *, exiftool: ExifTool | None, sidecars: Sequence[P
 
     if kind is Kind.VIDEO:
         os.stat(path)  # a missing file is the caller's error, not a warning
-        video = read_video(path, exiftool=exiftool)
+        video = read_video(path, exiftool=exiftool, ffprobe_executable=ffprobe)
         for name, value, rank in video.values:
             found.add(name, value, Source.EXIF, rank)
         warnings += video.warnings
