@@ -1,0 +1,461 @@
+"""People and faces: named people, unnamed clusters of faces, and what a user decides about them
+(name, rename, merge, split, reject, assign, hide), plus the face crop images.
+
+The decisions go through daemon.store.people, which records them so that no re-tag or
+re-cluster undoes them; its PeopleError becomes 404 (an unknown id) or 400 (anything else) with
+its message. Names are searchable at once (`person:"Ann Lee"` and free text): the full-text
+triggers of migration 0003 follow renames, merges and assignments.
+
+Face crops are files under data/thumbs named by faces.crop_key (written by the tagger). They are
+served like thumbnails (sendfile, ETag) and, being <img> material, accept the thumbnail token as
+?t=; hence their route lives under /t/. The file path is made from the database value and must
+stay inside the thumbnail folder, so even a corrupted row cannot name another file.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200, r201
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from daemon.api.access import requires
+from daemon.api.errors import ApiError, not_found, validated
+from daemon.api.keys import APP_KEY
+from daemon.app import App
+from daemon.auth.roles import Scope
+from daemon.store import people as store
+from daemon.store.people import PeopleError
+
+Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+CROP_CACHE = "private, max-age=86400"
+API = "/api/v1"
+
+
+def crop_url(face_uid: str | None) -> str | None:
+    """Where a client gets a face's crop (add ?t=<thumbnail token> in an <img> tag)."""
+    return f"{API}/t/faces/{face_uid}/crop" if face_uid else None
+
+
+# -- reading -------------------------------------------------------------------------------------------
+
+
+def _cover_face(conn: sqlite3.Connection, column: str, owner_id: int) -> str | None:
+    row = conn.execute(f"SELECT uid FROM faces WHERE {column} = ? AND hidden = 0 AND crop_key IS NOT NULL"
+                       f" AND crop_key != '' ORDER BY person_source = 'manual' DESC, score DESC, id LIMIT 1",
+                       (owner_id,)).fetchone()
+    return row[0] if row else None
+
+
+def people_list(conn: sqlite3.Connection, *, hidden: bool = False, person_uid: str | None = None) -> list[dict[str, Any]]:
+    """Named people with how many (visible) faces and photos they have, most first."""
+    where = ["1"] if hidden else ["pe.hidden = 0"]
+    params: list[Any] = []
+    if person_uid is not None:
+        where, params = ["pe.uid = ?"], [person_uid]
+    rows = conn.execute(
+        "SELECT pe.id, pe.uid, pe.name, pe.hidden, pe.favorite, pe.created_at,"
+        " count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
+        " FROM people pe LEFT JOIN faces f ON f.person_id = pe.id AND f.hidden = 0"
+        f" WHERE {' AND '.join(where)} GROUP BY pe.id ORDER BY faces DESC, pe.name COLLATE NOCASE", params).fetchall()
+    out = []
+    for r in rows:
+        cover = _cover_face(conn, "person_id", r["id"])
+        out.append({"id": r["uid"], "name": r["name"], "hidden": bool(r["hidden"]), "favorite": bool(r["favorite"]),
+                    "faces": int(r["faces"]), "photos": int(r["photos"]), "cover_face": cover,
+                    "cover_url": crop_url(cover), "q": _person_query(r["name"]), "created_at": r["created_at"]})
+    return out
+
+
+def _person_query(name: str) -> str | None:
+    return None if '"' in name else f'person:"{name}"'
+
+
+def clusters_list(conn: sqlite3.Connection, *, hidden: bool = False, min_faces: int = 1) -> list[dict[str, Any]]:
+    """Clusters no one has named yet, largest first: the faces waiting for a name."""
+    rows = conn.execute(
+        "SELECT c.id, c.uid, c.hidden, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
+        " FROM clusters c JOIN faces f ON f.cluster_id = c.id AND f.hidden = 0 AND f.person_id IS NULL"
+        f" WHERE c.person_id IS NULL{'' if hidden else ' AND c.hidden = 0'}"
+        " GROUP BY c.id HAVING count(f.id) >= ? ORDER BY faces DESC, c.id", (min_faces,)).fetchall()
+    out = []
+    for r in rows:
+        cover = _cover_face(conn, "cluster_id", r["id"])
+        out.append({"id": r["uid"], "hidden": bool(r["hidden"]), "faces": int(r["faces"]), "photos": int(r["photos"]),
+                    "cover_face": cover, "cover_url": crop_url(cover)})
+    return out
+
+
+def faces_of(conn: sqlite3.Connection, column: str, uid: str, *, hidden: bool = False, cursor: int = 0,
+             limit: int = 100) -> dict[str, Any]:
+    """The faces of a person or a cluster, a page at a time (by face id)."""
+    table = {"person_id": "people", "cluster_id": "clusters"}[column]
+    owner = conn.execute(f"SELECT id FROM {table} WHERE uid = ?", (uid,)).fetchone()
+    if owner is None:
+        raise PeopleError(f"no {'person' if table == 'people' else 'cluster'} {uid!r}")
+    rows = conn.execute(
+        "SELECT f.id, f.uid, f.x, f.y, f.w, f.h, f.score, f.hidden, f.person_source, f.similarity, f.crop_key,"
+        " ph.uid AS photo_uid, ph.thumb_key, pe.uid AS person_uid, pe.name AS person_name, c.uid AS cluster_uid"
+        " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people pe ON pe.id = f.person_id"
+        f" LEFT JOIN clusters c ON c.id = f.cluster_id WHERE f.{column} = ? AND f.id > ?"
+        f"{'' if hidden else ' AND f.hidden = 0'} ORDER BY f.id LIMIT ?", (owner[0], cursor, limit + 1)).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    faces = [{
+        "id": r["uid"], "photo": r["photo_uid"], "thumb_key": r["thumb_key"],
+        "box": {"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"]}, "score": r["score"], "hidden": bool(r["hidden"]),
+        "person": None if r["person_uid"] is None else {"id": r["person_uid"], "name": r["person_name"],
+                                                       "source": r["person_source"], "similarity": r["similarity"]},
+        "cluster": r["cluster_uid"], "crop_url": crop_url(r["uid"]) if r["crop_key"] else None,
+    } for r in rows]
+    return {"faces": faces, "next_cursor": str(rows[-1]["id"]) if more and rows else None}
+
+
+# -- API models -----------------------------------------------------------------------------------------
+
+
+class Person(BaseModel):
+    id: str
+    name: str
+    hidden: bool
+    favorite: bool
+    faces: int
+    photos: int
+    cover_face: Optional[str] = None
+    cover_url: Optional[str] = Field(default=None, description="the cover face's crop; add ?t=<thumbnail token>")
+    q: Optional[str] = Field(default=None, description="the search query for this person's photos")
+    created_at: str
+
+
+class Cluster(BaseModel):
+    id: str
+    hidden: bool
+    faces: int
+    photos: int
+    cover_face: Optional[str] = None
+    cover_url: Optional[str] = None
+
+
+class FacePage(BaseModel):
+    faces: list[dict[str, Any]]
+    next_cursor: Optional[str] = None
+
+
+class PersonChanges(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Optional[Name] = None
+    hidden: Optional[bool] = None
+
+    @model_validator(mode="after")
+    def _something(self) -> "PersonChanges":
+        if self.name is None and self.hidden is None:
+            raise ValueError("give a new name, hidden, or both")
+        return self
+
+
+class HiddenBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    hidden: bool
+
+
+class NameBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Name
+
+
+class IntoBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    into: Id = Field(description="the one that remains")
+
+
+class SplitBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    faces: list[Id] = Field(min_length=1, max_length=1000, description="faces to move into a new cluster")
+
+
+class AssignBody(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    person: Id
+
+
+class Named(BaseModel):
+    person: str
+    name: str
+    created: bool
+
+
+class NewCluster(BaseModel):
+    cluster: str
+
+
+class Done(BaseModel):
+    ok: bool
+
+
+# -- views ------------------------------------------------------------------------------------------------
+
+
+def _app(request: web.Request) -> App:
+    return request.app[APP_KEY]
+
+
+def _error(exc: PeopleError) -> ApiError:
+    message = str(exc)
+    if message.startswith("no "):
+        return not_found(message)
+    return ApiError(400, "bad_request", message)
+
+
+async def _read(request: web.Request, fn: Any) -> Any:
+    app = _app(request)
+    assert app.db is not None
+    try:
+        return await app.db.read(fn)
+    except PeopleError as exc:
+        raise _error(exc) from None
+
+
+async def _write(request: web.Request, fn: Any) -> Any:
+    app = _app(request)
+    assert app.db is not None
+    try:
+        return await app.db.write(fn)
+    except PeopleError as exc:
+        raise _error(exc) from None
+
+
+def _one_person(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
+    found = people_list(conn, hidden=True, person_uid=uid)
+    if not found:
+        raise PeopleError(f"no person {uid!r}")
+    return found[0]
+
+
+def _cursor(text: Optional[str]) -> int:
+    if not text:
+        return 0
+    if not text.isdigit() or len(text) > 18:
+        raise ApiError(400, "bad_request", "bad cursor: pass the next_cursor of the previous page", {"field": "cursor"})
+    return int(text)
+
+
+@requires(Scope.READ)
+@validated
+async def list_people(request: web.Request, hidden: bool = False) -> r200[list[Person]]:
+    """Named people with their face and photo counts and a cover face, most faces first.
+    Hidden people only with ?hidden=true.
+
+    Tags: people
+    """
+    return web.json_response(await _read(request, lambda c: people_list(c, hidden=hidden)))
+
+
+@requires(Scope.READ)
+@validated
+async def get_person(request: web.Request, person_uid: Id, /) -> r200[Person]:
+    """One person.
+
+    Tags: people
+    """
+    return web.json_response(await _read(request, lambda c: _one_person(c, person_uid)))
+
+
+@requires(Scope.WRITE)
+@validated
+async def change_person(request: web.Request, person_uid: Id, /, body: PersonChanges) -> r200[Person]:
+    """Rename a person (search finds the photos by the new name at once) or hide/show them.
+
+    Tags: people
+    """
+    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+        if body.name is not None:
+            store.rename_person(conn, person_uid, body.name)
+        if body.hidden is not None:
+            store.set_hidden(conn, "person", person_uid, body.hidden)
+        return _one_person(conn, person_uid)
+
+    return web.json_response(await _write(request, write))
+
+
+@requires(Scope.WRITE)
+@validated
+async def merge_person(request: web.Request, person_uid: Id, /, body: IntoBody) -> r200[Person]:
+    """Merge this person into another (`into`): every face and cluster becomes theirs, this one goes.
+
+    Tags: people
+    """
+    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+        store.merge_people(conn, person_uid, body.into)
+        return _one_person(conn, body.into)
+
+    return web.json_response(await _write(request, write))
+
+
+@requires(Scope.READ)
+@validated
+async def person_faces(request: web.Request, person_uid: Id, /, hidden: bool = False,
+                       cursor: Optional[str] = Field(None, max_length=20),
+                       limit: int = Field(100, ge=1, le=500)) -> r200[FacePage]:
+    """The faces of a person: the photo each is in, its box (0..1 of the oriented photo), how it
+    was assigned, and its crop URL.
+
+    Tags: people
+    """
+    after = _cursor(cursor)
+    return web.json_response(await _read(
+        request, lambda c: faces_of(c, "person_id", person_uid, hidden=hidden, cursor=after, limit=limit)))
+
+
+@requires(Scope.READ)
+@validated
+async def list_clusters(request: web.Request, hidden: bool = False,
+                        min_faces: int = Field(1, ge=1, le=100000)) -> r200[list[Cluster]]:
+    """Clusters of faces no one has named yet, largest first.
+
+    Tags: people
+    """
+    return web.json_response(await _read(request, lambda c: clusters_list(c, hidden=hidden, min_faces=min_faces)))
+
+
+@requires(Scope.READ)
+@validated
+async def cluster_faces(request: web.Request, cluster_uid: Id, /, hidden: bool = False,
+                        cursor: Optional[str] = Field(None, max_length=20),
+                        limit: int = Field(100, ge=1, le=500)) -> r200[FacePage]:
+    """The faces of a cluster.
+
+    Tags: people
+    """
+    after = _cursor(cursor)
+    return web.json_response(await _read(
+        request, lambda c: faces_of(c, "cluster_id", cluster_uid, hidden=hidden, cursor=after, limit=limit)))
+
+
+@requires(Scope.WRITE)
+@validated
+async def name_cluster(request: web.Request, cluster_uid: Id, /, body: NameBody) -> r201[Named]:
+    """Name a cluster: it becomes a person (or joins the person who already has this name) and its
+    faces are confirmed as theirs. 201 when a person was made, 200 when it joined one.
+
+    Tags: people
+    """
+    named = await _write(request, lambda c: store.name_cluster(c, cluster_uid, body.name))
+    return web.json_response(named, status=201 if named["created"] else 200)
+
+
+@requires(Scope.WRITE)
+@validated
+async def merge_cluster(request: web.Request, cluster_uid: Id, /, body: IntoBody) -> r200[Done]:
+    """Merge this cluster into another (`into`); if that one is named, these faces become that person's.
+
+    Tags: people
+    """
+    await _write(request, lambda c: store.merge_clusters(c, cluster_uid, body.into))
+    return web.json_response({"ok": True})
+
+
+@requires(Scope.WRITE)
+@validated
+async def split_cluster(request: web.Request, cluster_uid: Id, /, body: SplitBody) -> r201[NewCluster]:
+    """Move some faces out of a cluster into a new one; they are never put back automatically.
+
+    Tags: people
+    """
+    new = await _write(request, lambda c: store.split_cluster(c, cluster_uid, list(dict.fromkeys(body.faces))))
+    return web.json_response({"cluster": new}, status=201)
+
+
+@requires(Scope.WRITE)
+@validated
+async def change_cluster(request: web.Request, cluster_uid: Id, /, body: HiddenBody) -> r200[Done]:
+    """Hide a cluster (faces of strangers in the background) or show it again.
+
+    Tags: people
+    """
+    await _write(request, lambda c: store.set_hidden(c, "cluster", cluster_uid, body.hidden))
+    return web.json_response({"ok": True})
+
+
+@requires(Scope.WRITE)
+@validated
+async def reject_face(request: web.Request, face_uid: Id, /) -> r200[Done]:
+    """"This is not them": the face leaves its person and cluster for good.
+
+    Tags: people
+    """
+    await _write(request, lambda c: store.reject_face(c, face_uid))
+    return web.json_response({"ok": True})
+
+
+@requires(Scope.WRITE)
+@validated
+async def assign_face(request: web.Request, face_uid: Id, /, body: AssignBody) -> r200[Done]:
+    """"This is them": give a face to a person; nothing automatic changes it afterwards.
+
+    Tags: people
+    """
+    await _write(request, lambda c: store.assign_face(c, face_uid, body.person))
+    return web.json_response({"ok": True})
+
+
+@requires(Scope.WRITE)
+@validated
+async def change_face(request: web.Request, face_uid: Id, /, body: HiddenBody) -> r200[Done]:
+    """Hide a face (it leaves its person's counts and search) or show it again.
+
+    Tags: people
+    """
+    await _write(request, lambda c: store.set_hidden(c, "face", face_uid, body.hidden))
+    return web.json_response({"ok": True})
+
+
+def crop_file(thumbs: Path, crop_key: str | None) -> Path | None:
+    """The crop's file, only if it is inside the thumbnail folder and exists."""
+    if not crop_key:
+        return None
+    root = thumbs.resolve()
+    path = (root / crop_key).resolve()
+    if not path.is_relative_to(root) or path == root or not path.is_file():
+        return None
+    return path
+
+
+@requires(Scope.THUMBNAILS, url_token=True)
+@validated
+async def face_crop(request: web.Request, face_uid: Id, /,
+                    t: str = Field("", max_length=2000, description="thumbnail token, for <img> tags")) -> r200[Any]:
+    """A face's crop (JPEG), for people lists and face pickers. Accepts the thumbnail token as ?t=.
+
+    Tags: people
+    """
+    app = _app(request)
+    assert app.db is not None
+    key = await app.db.scalar("SELECT crop_key FROM faces WHERE uid = ?", (face_uid,))
+    path = crop_file(app.thumbs, key)
+    if path is None:
+        raise not_found(f"no crop for face {face_uid!r}")
+    return web.FileResponse(path, headers={"Cache-Control": CROP_CACHE, "X-Content-Type-Options": "nosniff",
+                                           "Content-Type": "image/jpeg"})
+
+
+def setup_routes(web_app: web.Application, prefix: str) -> None:
+    r = web_app.router
+    r.add_get(f"{prefix}/people", list_people)
+    r.add_get(f"{prefix}/people/{{person_uid}}", get_person)
+    r.add_patch(f"{prefix}/people/{{person_uid}}", change_person)
+    r.add_post(f"{prefix}/people/{{person_uid}}/merge", merge_person)
+    r.add_get(f"{prefix}/people/{{person_uid}}/faces", person_faces)
+    r.add_get(f"{prefix}/clusters", list_clusters)
+    r.add_patch(f"{prefix}/clusters/{{cluster_uid}}", change_cluster)
+    r.add_get(f"{prefix}/clusters/{{cluster_uid}}/faces", cluster_faces)
+    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/name", name_cluster)
+    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/merge", merge_cluster)
+    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/split", split_cluster)
+    r.add_post(f"{prefix}/faces/{{face_uid}}/reject", reject_face)
+    r.add_post(f"{prefix}/faces/{{face_uid}}/assign", assign_face)
+    r.add_patch(f"{prefix}/faces/{{face_uid}}", change_face)
+    r.add_get(f"{prefix}/t/faces/{{face_uid}}/crop", face_crop)
