@@ -26,6 +26,8 @@ from daemon.events.service import EventService
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import JobQueue
 from daemon.library.decode import DecodeLimits
+from daemon.library.import_runs import ImportReport, ImportRuns
+from daemon.library.importer import ImportRefused
 from daemon.library.indexer import Indexer, StoreOutcome
 from daemon.library.scanner import Scanner, ScanReport
 from daemon.library.thumbnails import ThumbSettings
@@ -60,6 +62,7 @@ class App:
         self.auth: AuthService | None = None  # logins, sessions, app tokens: daemon.auth
         self.tagger: Tagger | None = None
         self.events: EventService | None = None  # app.events.publish(type, data): daemon.events
+        self.imports: ImportRuns | None = None  # server-side imports: daemon.library.import_runs
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
@@ -119,6 +122,7 @@ class App:
         self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"])
         self.events = EventService(self)
         await self.events.start()
+        self.imports = ImportRuns(self)
         self.queue.start()
         log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
                  self.pool.workers)
@@ -210,6 +214,24 @@ class App:
             except Exception:
                 log.exception("periodic rescan failed")
 
+    async def run_import(self, folder: Path | str | None, *, move: bool = False) -> ImportReport:
+        """Import a folder into the library's dated folders and return the report once every file
+        is copied (or moved) and the new folders are scanned (`shoebox import`, MQTT `cmd/import`).
+        No folder: `[import] import_folder`. A folder that cannot be imported raises ImportRefused
+        (another import running: ImportBusy) and is announced as an `error` event, since a home
+        automation command has nobody else to tell."""
+        assert self.imports is not None
+        if folder is None or not str(folder).strip():
+            folder = self.config["import.import_folder"]
+        try:
+            if not str(folder).strip():
+                raise ImportRefused("no folder to import was given and [import] import_folder is empty")
+            return await self.imports.run(Path(str(folder).strip()), move=move)
+        except Exception as exc:
+            if self.events is not None:
+                self.events.publish("error", {"kind": "import", "folder": str(folder or ""), "error": str(exc)})
+            raise
+
     async def index_once(self) -> ScanReport:
         """Scan, then run every queued job to the end (`shoebox index`)."""
         assert self.queue is not None
@@ -239,6 +261,8 @@ class App:
     async def stop(self, timeout: float = 30.0) -> None:
         if self.watcher is not None:
             self.watcher.stop()
+        if self.imports is not None:
+            self.imports.stop()  # a copy in a worker thread stops at its next chunk
         for task in list(self._tasks):
             task.cancel()
         if self._tasks:
