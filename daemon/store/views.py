@@ -197,16 +197,24 @@ def folders(conn: sqlite3.Connection, path: str = "") -> dict[str, Any]:
         rest = d[len(prefix) + 1:] if prefix else d
         child = rest.split(b"/", 1)[0]
         children[child] = children.get(child, 0) + n
-    base = folder_text(prefix)
     subs = []
     for name, n in sorted(children.items(), key=lambda kv: folder_text(kv[0]).lower()):
-        full = folder_text(prefix + b"/" + name if prefix else name)
-        q = _quote(full)
-        subs.append({"name": folder_text(name), "path": full, "count": n, "q": f"path:{q}" if q else None})
+        full = prefix + b"/" + name if prefix else name
+        subs.append({"name": folder_text(name), "path": folder_text(full), "count": n, "q": _folder_query(full)})
     parent = None if not prefix else folder_text(prefix.rsplit(b"/", 1)[0]) if b"/" in prefix else ""
-    q = _quote(base) if prefix else None
-    return {"path": base, "parent": parent, "photos": here, "count": here + sum(children.values()),
-            "folders": subs, "q": f"path:{q}" if q else None}
+    return {"path": folder_text(prefix), "parent": parent, "photos": here, "count": here + sum(children.values()),
+            "folders": subs, "q": _folder_query(prefix) if prefix else None}
+
+
+def _folder_query(raw: bytes) -> str | None:
+    """`path:<folder>` for the search language, which reads a folder as UTF-8 text: None for a
+    name that is not valid UTF-8 (browse it here by its `path` instead)."""
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    q = _quote(text)
+    return f"path:{q}" if q else None
 
 
 # -- moments ---------------------------------------------------------------------------------------------
