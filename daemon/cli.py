@@ -1,4 +1,4 @@
-"""The `shoebox` command: serve, index, status, export, config.
+"""The `shoebox` command: serve, index, import, status, export, config.
 
 These names and flags are a contract that other tools, the systemd unit and the README rely on.
 """
@@ -52,6 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, workers=True, settings=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--stats-json", type=Path, help="write stage timings and counts to this file (benchmarks)")
+
+    p = sub.add_parser("import", help="copy (or move) a folder's photos into the library's dated folders, "
+                       "skip duplicates, index them and print a report")
+    common(p, workers=True, settings=True)
+    p.add_argument("folder", type=Path, help="the folder to import (outside the library and the data folder)")
+    p.add_argument("--move", action="store_true",
+                   help="delete each source file once its copy is verified (size and SHA-1); default: copy")
+    p.add_argument("--json", action="store_true", help="print the whole report as JSON")
 
     p = sub.add_parser("status", help="counts, queue, errors and offline files")
     common(p)
@@ -119,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from daemon.auth.commands import run as run_users
         return run_users(config.data, args)
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
-               "config": cmd_config, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks}[args.command]
+               "config": cmd_config, "import": cmd_import, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks}[args.command]
     try:
         return handler(config, args)
     except KeyboardInterrupt:
@@ -228,6 +236,49 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
             "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
         }, indent=2, default=str))
     return 1 if report.status == "skipped" else 0
+
+
+def cmd_import(config: Config, args: argparse.Namespace) -> int:
+    return asyncio.run(import_folder(config, args.folder, move=args.move, as_json=args.json))
+
+
+async def import_folder(config: Config, folder: Path, *, move: bool, as_json: bool) -> int:
+    """`shoebox import`: the same import as POST /api/v1/import, then index what it brought in.
+    Exit 0 when every file was imported or skipped as a duplicate, 1 if some failed, 2 if the
+    folder cannot be imported."""
+    from daemon.app import App
+    from daemon.library.import_runs import ImportBusy
+    from daemon.library.importer import ImportRefused
+
+    app = App(config)
+    await app.start()
+    try:
+        try:
+            report = await app.run_import(folder.expanduser().absolute(), move=move)
+        except (ImportRefused, ImportBusy) as exc:
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return 2
+        assert app.queue is not None
+        await app.queue.wait_idle()  # the imported files are photos before the command returns
+    finally:
+        await app.stop()
+    if as_json:
+        print(json.dumps(report.as_dict(), indent=2))
+    else:
+        for entry in report.copied:
+            print(f"copied   {entry['source']} -> {entry['target']}")
+        for entry in report.moved:
+            print(f"moved    {entry['source']} -> {entry['target']}")
+        for entry in report.skipped:
+            why = entry["reason"] + (f" of {entry['duplicate_of']}" if entry.get("duplicate_of") else "")
+            print(f"skipped  {entry['source']}: {why}")
+        for entry in report.failed:
+            print(f"failed   {entry['source']}: {entry['reason']}")
+    counts = report.counts()
+    print(f"import {report.id} {report.state}: {counts['copied']} copied, {counts['moved']} moved, "
+          f"{counts['skipped']} skipped, {counts['failed']} failed, {counts['ignored']} not photos or videos"
+          + (f"; {report.error}" if report.error else ""), file=sys.stderr)
+    return 0 if report.state == "finished" and not report.failed else 1
 
 
 def cmd_tag(config: Config, args: argparse.Namespace) -> int:
