@@ -177,7 +177,7 @@ async def create_album(request: web.Request, body: NewAlbum) -> r201[Album]:
 
 @requires(Scope.READ)
 @validated
-async def get_album(request: web.Request, album_uid: AlbumUid, /,
+async def get_album(request: web.Request, uid: AlbumUid, /,
                     cursor: Optional[str] = Field(None, max_length=1000),
                     limit: int = Field(100, ge=1, le=500)) -> r200[AlbumPage]:
     """An album and a page of its photos in the album's order (archived and private photos left
@@ -186,7 +186,7 @@ async def get_album(request: web.Request, album_uid: AlbumUid, /,
     Tags: albums
     """
     def read(conn: sqlite3.Connection) -> dict[str, Any]:
-        row = store.album_row(conn, album_uid)
+        row = store.album_row(conn, uid)
         photos, next_cursor = store.album_photos(conn, row, cursor=cursor or None, limit=limit)
         return {**store.album_dict(conn, row), "photos": photos, "next_cursor": next_cursor}
 
@@ -195,7 +195,7 @@ async def get_album(request: web.Request, album_uid: AlbumUid, /,
 
 @requires(Scope.WRITE)
 @validated
-async def change_album(request: web.Request, album_uid: AlbumUid, /, body: AlbumChanges) -> r200[Album]:
+async def change_album(request: web.Request, uid: AlbumUid, /, body: AlbumChanges) -> r200[Album]:
     """Rename, describe, choose the cover, the order, favorite/private, or a smart album's query.
 
     Tags: albums
@@ -204,7 +204,7 @@ async def change_album(request: web.Request, album_uid: AlbumUid, /, body: Album
     changes = {name: getattr(body, name) for name in body.model_fields_set}
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[str], dict[str, Any]]:
-        row, changed = store.update_album(conn, album_uid, changes)
+        row, changed = store.update_album(conn, uid, changes)
         return row, changed, store.album_dict(conn, row)
 
     row, changed, out = await _run(app, write, write=True)
@@ -215,20 +215,20 @@ async def change_album(request: web.Request, album_uid: AlbumUid, /, body: Album
 
 @requires(Scope.WRITE)
 @validated
-async def delete_album(request: web.Request, album_uid: AlbumUid, /) -> r204:
+async def delete_album(request: web.Request, uid: AlbumUid, /) -> r204:
     """Delete an album. Its photos stay in the library.
 
     Tags: albums
     """
     app = _app(request)
-    row = await _run(app, lambda c: store.delete_album(c, album_uid), write=True)
+    row = await _run(app, lambda c: store.delete_album(c, uid), write=True)
     _announce(app, ev.ALBUM_UPDATED, row, "deleted")
     return web.Response(status=204)
 
 
 @requires(Scope.WRITE)
 @validated
-async def add_photos(request: web.Request, album_uid: AlbumUid, /, body: PhotoIdsBody) -> r200[AddResult]:
+async def add_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBody) -> r200[AddResult]:
     """Add photos at the end of a hand-made album.
 
     Tags: albums
@@ -236,8 +236,8 @@ async def add_photos(request: web.Request, album_uid: AlbumUid, /, body: PhotoId
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
-        result = store.add_photos(conn, album_uid, body.ids)
-        return store.album_row(conn, album_uid), result
+        result = store.add_photos(conn, uid, body.ids)
+        return store.album_row(conn, uid), result
 
     row, result = await _run(app, write, write=True)
     if result["added"]:
@@ -247,7 +247,7 @@ async def add_photos(request: web.Request, album_uid: AlbumUid, /, body: PhotoId
 
 @requires(Scope.WRITE)
 @validated
-async def remove_photos(request: web.Request, album_uid: AlbumUid, /, body: PhotoIdsBody) -> r200[RemoveResult]:
+async def remove_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBody) -> r200[RemoveResult]:
     """Take photos out of a hand-made album (they stay in the library).
 
     Tags: albums
@@ -255,8 +255,8 @@ async def remove_photos(request: web.Request, album_uid: AlbumUid, /, body: Phot
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
-        result = store.remove_photos(conn, album_uid, body.ids)
-        return store.album_row(conn, album_uid), result
+        result = store.remove_photos(conn, uid, body.ids)
+        return store.album_row(conn, uid), result
 
     row, result = await _run(app, write, write=True)
     if result["removed"]:
@@ -266,7 +266,7 @@ async def remove_photos(request: web.Request, album_uid: AlbumUid, /, body: Phot
 
 @requires(Scope.WRITE)
 @validated
-async def move_photo(request: web.Request, album_uid: AlbumUid, /, body: MoveBody) -> r200[MoveResult]:
+async def move_photo(request: web.Request, uid: AlbumUid, /, body: MoveBody) -> r200[MoveResult]:
     """Reorder: move one photo of a hand-made album between two others (or to just after or
     before one). Only that photo's position changes.
 
@@ -275,8 +275,8 @@ async def move_photo(request: web.Request, album_uid: AlbumUid, /, body: MoveBod
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, float]:
-        position = store.move_photo(conn, album_uid, body.photo, after=body.after, before=body.before)
-        return store.album_row(conn, album_uid), position
+        position = store.move_photo(conn, uid, body.photo, after=body.after, before=body.before)
+        return store.album_row(conn, uid), position
 
     row, position = await _run(app, write, write=True)
     _announce(app, ev.ALBUM_UPDATED, row, "photos_moved", photos=[body.photo])
@@ -287,9 +287,9 @@ def setup_routes(web_app: web.Application, prefix: str) -> None:
     r = web_app.router
     r.add_get(f"{prefix}/albums", list_albums)
     r.add_post(f"{prefix}/albums", create_album)
-    r.add_get(f"{prefix}/albums/{{album_uid}}", get_album)
-    r.add_patch(f"{prefix}/albums/{{album_uid}}", change_album)
-    r.add_delete(f"{prefix}/albums/{{album_uid}}", delete_album)
-    r.add_post(f"{prefix}/albums/{{album_uid}}/photos", add_photos)
-    r.add_post(f"{prefix}/albums/{{album_uid}}/photos/remove", remove_photos)
-    r.add_post(f"{prefix}/albums/{{album_uid}}/photos/move", move_photo)
+    r.add_get(f"{prefix}/albums/{{uid}}", get_album)
+    r.add_patch(f"{prefix}/albums/{{uid}}", change_album)
+    r.add_delete(f"{prefix}/albums/{{uid}}", delete_album)
+    r.add_post(f"{prefix}/albums/{{uid}}/photos", add_photos)
+    r.add_post(f"{prefix}/albums/{{uid}}/photos/remove", remove_photos)
+    r.add_post(f"{prefix}/albums/{{uid}}/photos/move", move_photo)

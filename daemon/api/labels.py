@@ -264,13 +264,15 @@ async def get_labels(request: web.Request, hidden: bool = False,
 
 @requires(Scope.WRITE)
 @validated
-async def change_label(request: web.Request, label_id: LabelId, /, body: LabelChanges) -> r200[LabelChanged]:
+async def change_label(request: web.Request, uid: LabelId, /, body: LabelChanges) -> r200[LabelChanged]:
     """Rename a label (if the new name is another label's, the two are merged into that one), hide
     it (it leaves photos, search and this list) or show it again.
 
     Tags: labels
     """
     app = _app(request)
+
+    label_id = uid  # named uid in the route like every other resource's id
 
     def write(conn: sqlite3.Connection) -> dict[str, Any]:
         final, merged = label_id, False
@@ -328,6 +330,6 @@ async def remove_label(request: web.Request, uid: Uid, /,
 def setup_routes(web_app: web.Application, prefix: str) -> None:
     r = web_app.router
     r.add_get(f"{prefix}/labels", get_labels)
-    r.add_patch(f"{prefix}/labels/{{label_id}}", change_label)
+    r.add_patch(f"{prefix}/labels/{{uid}}", change_label)
     r.add_post(f"{prefix}/photos/{{uid}}/labels", add_label)
     r.add_delete(f"{prefix}/photos/{{uid}}/labels", remove_label)

@@ -36,9 +36,9 @@ CROP_CACHE = "private, max-age=86400"
 API = "/api/v1"
 
 
-def crop_url(face_uid: str | None) -> str | None:
+def crop_url(uid: str | None) -> str | None:
     """Where a client gets a face's crop (add ?t=<thumbnail token> in an <img> tag)."""
-    return f"{API}/t/faces/{face_uid}/crop" if face_uid else None
+    return f"{API}/t/faces/{uid}/crop" if uid else None
 
 
 # -- reading -------------------------------------------------------------------------------------------
@@ -51,12 +51,12 @@ def _cover_face(conn: sqlite3.Connection, column: str, owner_id: int) -> str | N
     return row[0] if row else None
 
 
-def people_list(conn: sqlite3.Connection, *, hidden: bool = False, person_uid: str | None = None) -> list[dict[str, Any]]:
+def people_list(conn: sqlite3.Connection, *, hidden: bool = False, uid: str | None = None) -> list[dict[str, Any]]:
     """Named people with how many (visible) faces and photos they have, most first."""
     where = ["1"] if hidden else ["pe.hidden = 0"]
     params: list[Any] = []
-    if person_uid is not None:
-        where, params = ["pe.uid = ?"], [person_uid]
+    if uid is not None:
+        where, params = ["pe.uid = ?"], [uid]
     rows = conn.execute(
         "SELECT pe.id, pe.uid, pe.name, pe.hidden, pe.favorite, pe.created_at,"
         " count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
@@ -229,7 +229,7 @@ async def _write(request: web.Request, fn: Any) -> Any:
 
 
 def _one_person(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
-    found = people_list(conn, hidden=True, person_uid=uid)
+    found = people_list(conn, hidden=True, uid=uid)
     if not found:
         raise PeopleError(f"no person {uid!r}")
     return found[0]
@@ -256,40 +256,40 @@ async def list_people(request: web.Request, hidden: bool = False) -> r200[list[P
 
 @requires(Scope.READ)
 @validated
-async def get_person(request: web.Request, person_uid: Id, /) -> r200[Person]:
+async def get_person(request: web.Request, uid: Id, /) -> r200[Person]:
     """One person.
 
     Tags: people
     """
-    return web.json_response(await _read(request, lambda c: _one_person(c, person_uid)))
+    return web.json_response(await _read(request, lambda c: _one_person(c, uid)))
 
 
 @requires(Scope.WRITE)
 @validated
-async def change_person(request: web.Request, person_uid: Id, /, body: PersonChanges) -> r200[Person]:
+async def change_person(request: web.Request, uid: Id, /, body: PersonChanges) -> r200[Person]:
     """Rename a person (search finds the photos by the new name at once) or hide/show them.
 
     Tags: people
     """
     def write(conn: sqlite3.Connection) -> dict[str, Any]:
         if body.name is not None:
-            store.rename_person(conn, person_uid, body.name)
+            store.rename_person(conn, uid, body.name)
         if body.hidden is not None:
-            store.set_hidden(conn, "person", person_uid, body.hidden)
-        return _one_person(conn, person_uid)
+            store.set_hidden(conn, "person", uid, body.hidden)
+        return _one_person(conn, uid)
 
     return web.json_response(await _write(request, write))
 
 
 @requires(Scope.WRITE)
 @validated
-async def merge_person(request: web.Request, person_uid: Id, /, body: IntoBody) -> r200[Person]:
+async def merge_person(request: web.Request, uid: Id, /, body: IntoBody) -> r200[Person]:
     """Merge this person into another (`into`): every face and cluster becomes theirs, this one goes.
 
     Tags: people
     """
     def write(conn: sqlite3.Connection) -> dict[str, Any]:
-        store.merge_people(conn, person_uid, body.into)
+        store.merge_people(conn, uid, body.into)
         return _one_person(conn, body.into)
 
     return web.json_response(await _write(request, write))
@@ -297,7 +297,7 @@ async def merge_person(request: web.Request, person_uid: Id, /, body: IntoBody) 
 
 @requires(Scope.READ)
 @validated
-async def person_faces(request: web.Request, person_uid: Id, /, hidden: bool = False,
+async def person_faces(request: web.Request, uid: Id, /, hidden: bool = False,
                        cursor: Optional[str] = Field(None, max_length=20),
                        limit: int = Field(100, ge=1, le=500)) -> r200[FacePage]:
     """The faces of a person: the photo each is in, its box (0..1 of the oriented photo), how it
@@ -307,7 +307,7 @@ async def person_faces(request: web.Request, person_uid: Id, /, hidden: bool = F
     """
     after = _cursor(cursor)
     return web.json_response(await _read(
-        request, lambda c: faces_of(c, "person_id", person_uid, hidden=hidden, cursor=after, limit=limit)))
+        request, lambda c: faces_of(c, "person_id", uid, hidden=hidden, cursor=after, limit=limit)))
 
 
 @requires(Scope.READ)
@@ -323,7 +323,7 @@ async def list_clusters(request: web.Request, hidden: bool = False,
 
 @requires(Scope.READ)
 @validated
-async def cluster_faces(request: web.Request, cluster_uid: Id, /, hidden: bool = False,
+async def cluster_faces(request: web.Request, uid: Id, /, hidden: bool = False,
                         cursor: Optional[str] = Field(None, max_length=20),
                         limit: int = Field(100, ge=1, le=500)) -> r200[FacePage]:
     """The faces of a cluster.
@@ -332,84 +332,84 @@ async def cluster_faces(request: web.Request, cluster_uid: Id, /, hidden: bool =
     """
     after = _cursor(cursor)
     return web.json_response(await _read(
-        request, lambda c: faces_of(c, "cluster_id", cluster_uid, hidden=hidden, cursor=after, limit=limit)))
+        request, lambda c: faces_of(c, "cluster_id", uid, hidden=hidden, cursor=after, limit=limit)))
 
 
 @requires(Scope.WRITE)
 @validated
-async def name_cluster(request: web.Request, cluster_uid: Id, /, body: NameBody) -> r201[Named]:
+async def name_cluster(request: web.Request, uid: Id, /, body: NameBody) -> r201[Named]:
     """Name a cluster: it becomes a person (or joins the person who already has this name) and its
     faces are confirmed as theirs. 201 when a person was made, 200 when it joined one.
 
     Tags: people
     """
-    named = await _write(request, lambda c: store.name_cluster(c, cluster_uid, body.name))
+    named = await _write(request, lambda c: store.name_cluster(c, uid, body.name))
     return web.json_response(named, status=201 if named["created"] else 200)
 
 
 @requires(Scope.WRITE)
 @validated
-async def merge_cluster(request: web.Request, cluster_uid: Id, /, body: IntoBody) -> r200[Done]:
+async def merge_cluster(request: web.Request, uid: Id, /, body: IntoBody) -> r200[Done]:
     """Merge this cluster into another (`into`); if that one is named, these faces become that person's.
 
     Tags: people
     """
-    await _write(request, lambda c: store.merge_clusters(c, cluster_uid, body.into))
+    await _write(request, lambda c: store.merge_clusters(c, uid, body.into))
     return web.json_response({"ok": True})
 
 
 @requires(Scope.WRITE)
 @validated
-async def split_cluster(request: web.Request, cluster_uid: Id, /, body: SplitBody) -> r201[NewCluster]:
+async def split_cluster(request: web.Request, uid: Id, /, body: SplitBody) -> r201[NewCluster]:
     """Move some faces out of a cluster into a new one; they are never put back automatically.
 
     Tags: people
     """
-    new = await _write(request, lambda c: store.split_cluster(c, cluster_uid, list(dict.fromkeys(body.faces))))
+    new = await _write(request, lambda c: store.split_cluster(c, uid, list(dict.fromkeys(body.faces))))
     return web.json_response({"cluster": new}, status=201)
 
 
 @requires(Scope.WRITE)
 @validated
-async def change_cluster(request: web.Request, cluster_uid: Id, /, body: HiddenBody) -> r200[Done]:
+async def change_cluster(request: web.Request, uid: Id, /, body: HiddenBody) -> r200[Done]:
     """Hide a cluster (faces of strangers in the background) or show it again.
 
     Tags: people
     """
-    await _write(request, lambda c: store.set_hidden(c, "cluster", cluster_uid, body.hidden))
+    await _write(request, lambda c: store.set_hidden(c, "cluster", uid, body.hidden))
     return web.json_response({"ok": True})
 
 
 @requires(Scope.WRITE)
 @validated
-async def reject_face(request: web.Request, face_uid: Id, /) -> r200[Done]:
+async def reject_face(request: web.Request, uid: Id, /) -> r200[Done]:
     """"This is not them": the face leaves its person and cluster for good.
 
     Tags: people
     """
-    await _write(request, lambda c: store.reject_face(c, face_uid))
+    await _write(request, lambda c: store.reject_face(c, uid))
     return web.json_response({"ok": True})
 
 
 @requires(Scope.WRITE)
 @validated
-async def assign_face(request: web.Request, face_uid: Id, /, body: AssignBody) -> r200[Done]:
+async def assign_face(request: web.Request, uid: Id, /, body: AssignBody) -> r200[Done]:
     """"This is them": give a face to a person; nothing automatic changes it afterwards.
 
     Tags: people
     """
-    await _write(request, lambda c: store.assign_face(c, face_uid, body.person))
+    await _write(request, lambda c: store.assign_face(c, uid, body.person))
     return web.json_response({"ok": True})
 
 
 @requires(Scope.WRITE)
 @validated
-async def change_face(request: web.Request, face_uid: Id, /, body: HiddenBody) -> r200[Done]:
+async def change_face(request: web.Request, uid: Id, /, body: HiddenBody) -> r200[Done]:
     """Hide a face (it leaves its person's counts and search) or show it again.
 
     Tags: people
     """
-    await _write(request, lambda c: store.set_hidden(c, "face", face_uid, body.hidden))
+    await _write(request, lambda c: store.set_hidden(c, "face", uid, body.hidden))
     return web.json_response({"ok": True})
 
 
@@ -426,7 +426,7 @@ def crop_file(thumbs: Path, crop_key: str | None) -> Path | None:
 
 @requires(Scope.THUMBNAILS, url_token=True)
 @validated
-async def face_crop(request: web.Request, face_uid: Id, /,
+async def face_crop(request: web.Request, uid: Id, /,
                     t: str = Field("", max_length=2000, description="thumbnail token, for <img> tags")) -> r200[Any]:
     """A face's crop (JPEG), for people lists and face pickers. Accepts the thumbnail token as ?t=.
 
@@ -434,10 +434,10 @@ async def face_crop(request: web.Request, face_uid: Id, /,
     """
     app = _app(request)
     assert app.db is not None
-    key = await app.db.scalar("SELECT crop_key FROM faces WHERE uid = ?", (face_uid,))
+    key = await app.db.scalar("SELECT crop_key FROM faces WHERE uid = ?", (uid,))
     path = crop_file(app.thumbs, key)
     if path is None:
-        raise not_found(f"no crop for face {face_uid!r}")
+        raise not_found(f"no crop for face {uid!r}")
     return web.FileResponse(path, headers={"Cache-Control": CROP_CACHE, "X-Content-Type-Options": "nosniff",
                                            "Content-Type": "image/jpeg"})
 
@@ -445,17 +445,17 @@ async def face_crop(request: web.Request, face_uid: Id, /,
 def setup_routes(web_app: web.Application, prefix: str) -> None:
     r = web_app.router
     r.add_get(f"{prefix}/people", list_people)
-    r.add_get(f"{prefix}/people/{{person_uid}}", get_person)
-    r.add_patch(f"{prefix}/people/{{person_uid}}", change_person)
-    r.add_post(f"{prefix}/people/{{person_uid}}/merge", merge_person)
-    r.add_get(f"{prefix}/people/{{person_uid}}/faces", person_faces)
+    r.add_get(f"{prefix}/people/{{uid}}", get_person)
+    r.add_patch(f"{prefix}/people/{{uid}}", change_person)
+    r.add_post(f"{prefix}/people/{{uid}}/merge", merge_person)
+    r.add_get(f"{prefix}/people/{{uid}}/faces", person_faces)
     r.add_get(f"{prefix}/clusters", list_clusters)
-    r.add_patch(f"{prefix}/clusters/{{cluster_uid}}", change_cluster)
-    r.add_get(f"{prefix}/clusters/{{cluster_uid}}/faces", cluster_faces)
-    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/name", name_cluster)
-    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/merge", merge_cluster)
-    r.add_post(f"{prefix}/clusters/{{cluster_uid}}/split", split_cluster)
-    r.add_post(f"{prefix}/faces/{{face_uid}}/reject", reject_face)
-    r.add_post(f"{prefix}/faces/{{face_uid}}/assign", assign_face)
-    r.add_patch(f"{prefix}/faces/{{face_uid}}", change_face)
-    r.add_get(f"{prefix}/t/faces/{{face_uid}}/crop", face_crop)
+    r.add_patch(f"{prefix}/clusters/{{uid}}", change_cluster)
+    r.add_get(f"{prefix}/clusters/{{uid}}/faces", cluster_faces)
+    r.add_post(f"{prefix}/clusters/{{uid}}/name", name_cluster)
+    r.add_post(f"{prefix}/clusters/{{uid}}/merge", merge_cluster)
+    r.add_post(f"{prefix}/clusters/{{uid}}/split", split_cluster)
+    r.add_post(f"{prefix}/faces/{{uid}}/reject", reject_face)
+    r.add_post(f"{prefix}/faces/{{uid}}/assign", assign_face)
+    r.add_patch(f"{prefix}/faces/{{uid}}", change_face)
+    r.add_get(f"{prefix}/t/faces/{{uid}}/crop", face_crop)

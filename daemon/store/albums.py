@@ -83,7 +83,8 @@ def _photo_ids(conn: sqlite3.Connection, uids: Iterable[str]) -> tuple[dict[str,
         for r in conn.execute(f"SELECT uid, id FROM photos WHERE uid IN ({marks}) AND primary_file_id IS NOT NULL",
                               chunk):
             found[r["uid"]] = int(r["id"])
-    return found, [u for u in wanted if u not in found]
+    in_order = {u: found[u] for u in wanted if u in found}  # the order asked for, not the database's
+    return in_order, [u for u in wanted if u not in found]
 
 
 def _touch(conn: sqlite3.Connection, album_id: int) -> None:
