@@ -92,6 +92,22 @@ async def test_an_uploaded_jpeg_is_a_photo_at_once_and_a_second_upload_is_not_st
         assert await app.db.scalar("SELECT count(*) FROM photos") == 6
 
 
+async def test_the_same_photo_uploaded_twice_at_the_same_moment_is_stored_once(
+        copy: tuple[Path, Path], samples: Path) -> None:
+    library, _ = copy
+    jpeg = (samples / S / "Canon_PowerShot_S40.jpg").read_bytes()
+    async with api(make_config(*copy, **settings())) as (app, client):
+        await add_user(app, "ursula", Role.USER)
+        h = auth(await login(client, "ursula"))
+        answers = await asyncio.gather(*[
+            client.post("/api/v1/uploads", data=form((f"phone{i}.jpg", jpeg)), headers=h) for i in range(3)])
+        items = [(await r.json())["files"][0] for r in answers]
+        assert sorted(r.status for r in answers) == [201, 201, 201]
+        assert sorted(i["duplicate"] for i in items) == [False, True, True]
+        assert len({i["photo"] for i in items}) == 1 and items[0]["photo"]
+        assert len(stored_files(library)) == 1
+
+
 async def test_several_files_in_one_request_and_hostile_names_land_safely_inside_the_upload_folder(
         copy: tuple[Path, Path], samples: Path, tmp_path: Path) -> None:
     library, _ = copy
