@@ -18,14 +18,14 @@ import sqlite3
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 from aiohttp import web
-from aiohttp_pydantic.oas.typing import r200, r202
+from aiohttp_pydantic.oas.typing import r200, r202, r404
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.access import requires
-from daemon.api.errors import ApiError, bad_request, validated
+from daemon.api.errors import ApiError, ErrorBody, bad_request, validated
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Scope
@@ -149,7 +149,7 @@ async def get_progress(request: web.Request) -> r200[IndexProgress]:
 
 @requires(Scope.ADMIN)
 @validated
-async def start(request: web.Request, body: StartBody) -> r202[StartAnswer]:
+async def start(request: web.Request, body: StartBody) -> Union[r202[StartAnswer], r404[ErrorBody]]:
     """Scan the library (or one folder of it, `{"path": "2019/07"}`) for new and changed files,
     and resume indexing if it was stopped. Answers at once; follow GET /index for progress.
 

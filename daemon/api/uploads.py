@@ -38,12 +38,12 @@ from typing import Annotated, Any, Callable, Literal, Optional, Union
 
 from aiohttp import BodyPartReader, web
 from aiohttp.http_exceptions import HttpProcessingError
-from aiohttp_pydantic.oas.typing import r200, r201, r202
+from aiohttp_pydantic.oas.typing import r200, r201, r202, r409, r415, r507
 from aiohttp_pydantic.uploaded_file import UploadedFile
 from pydantic import BaseModel, ConfigDict, Field
 
 from daemon.api.access import requires
-from daemon.api.errors import ApiError, bad_request, not_found, validated
+from daemon.api.errors import ApiError, ErrorBody, bad_request, not_found, validated
 from daemon.api.index_control import INDEX_CONTROL
 from daemon.api.keys import APP_KEY
 from daemon.app import App
@@ -136,7 +136,8 @@ def _too_large(what: str, limit_mib: int) -> ApiError:
 
 # -- the upload view -------------------------------------------------------------------------------------
 
-async def _upload_doc(request: web.Request, file: UploadedFile) -> Union[r201[UploadAnswer], r202[UploadAnswer]]:
+async def _upload_doc(request: web.Request, file: UploadedFile) -> Union[
+        r201[UploadAnswer], r202[UploadAnswer], r415[ErrorBody], r507[ErrorBody]]:
     """Upload photos and videos: `multipart/form-data` with one or more parts named `file`, each
     with a file name. Stored under the library's upload folder and indexed at once; a file whose
     content is already in the library is not stored again (`duplicate`, with its photo). 201 when
@@ -435,7 +436,7 @@ class ImportDetail(ImportSummary):
 
 @requires(Scope.ADMIN)
 @validated
-async def start_import(request: web.Request, body: ImportBody) -> r202[ImportSummary]:
+async def start_import(request: web.Request, body: ImportBody) -> Union[r202[ImportSummary], r409[ErrorBody]]:
     """Import a folder on the server into the library: copied (or with `move`, moved once each
     copy is verified) into the dated layout folders with dated names (20190705_153012_1a2b3c4d.jpg),
     sidecars and Live Photo pairs kept together, duplicates skipped. Runs in the background:
