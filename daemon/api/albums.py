@@ -40,7 +40,8 @@ class Album(BaseModel):
     favorite: bool
     private: bool
     photo_count: int
-    cover: Optional[PhotoSummary] = Field(default=None, description="the chosen cover, else the first photo")
+    cover: Optional[dict[str, Any]] = Field(default=None, description="the chosen cover, else the first photo"
+                                            " (a photo summary, as in `photos`)")
     cover_chosen: bool
     created_at: str
     updated_at: str

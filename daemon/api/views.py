@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import datetime as dt
-from typing import Annotated, Any, Optional
+from typing import Any, Optional
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200
@@ -21,8 +21,6 @@ from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.store import views as store
 from daemon.store.views import MomentRule, ViewError
-
-Year = Annotated[int, Field(ge=1, le=9998, description="a year, like 2008")]
 
 
 class Open(BaseModel):
@@ -95,7 +93,8 @@ async def calendar(request: web.Request) -> r200[Years]:
 
 @requires(Scope.READ)
 @validated
-async def calendar_year(request: web.Request, year: Year, /) -> r200[Months]:
+async def calendar_year(request: web.Request, year: int = Field(..., ge=1, le=9998, description="a year, like 2008")
+                        ) -> r200[Months]:
     """The months of a year with photos, each with its count and a cover photo (a favourite first,
     then the best rated, then the latest).
 
@@ -175,7 +174,7 @@ async def on_this_day(request: web.Request,
 def setup_routes(web_app: web.Application, prefix: str) -> None:
     r = web_app.router
     r.add_get(f"{prefix}/calendar", calendar)
-    r.add_get(f"{prefix}/calendar/{{year}}", calendar_year)
+    r.add_get(f"{prefix}/calendar/months", calendar_year)
     r.add_get(f"{prefix}/places", places)
     r.add_get(f"{prefix}/folders", folders)
     r.add_get(f"{prefix}/moments", moments)

@@ -53,7 +53,7 @@ async def test_calendar_years_and_months_with_counts_and_covers(copy: tuple[Path
         assert [(y["year"], y["count"]) for y in cal["years"]] == [(2008, 7), (2007, 1), (2006, 1)]
         assert cal["undated"] == 0
         assert cal["years"][2]["cover"]["id"] == ids["Fujifilm_FinePix_E500.jpg"]
-        months = await (await client.get("/api/v1/calendar/2008", headers=h)).json()
+        months = await (await client.get("/api/v1/calendar/months", params={"year": "2008"}, headers=h)).json()
         assert [(m["month"], m["count"]) for m in months["months"]] == [(3, 1), (5, 2), (10, 4)]
         may = months["months"][1]
         assert may["cover"]["id"] == ids["Canon_40D.jpg"]  # the latest, while none is a favourite
@@ -64,11 +64,11 @@ async def test_calendar_years_and_months_with_counts_and_covers(copy: tuple[Path
         # a favourite becomes the cover; an archived photo leaves the counts
         await client.patch(f"/api/v1/photos/{ids['Pentax_K10D.jpg']}", json={"favorite": True}, headers=user)
         await client.post(f"/api/v1/photos/{ids['Nikon_D70.jpg']}/archive", headers=user)
-        months = await (await client.get("/api/v1/calendar/2008", headers=h)).json()
+        months = await (await client.get("/api/v1/calendar/months", params={"year": "2008"}, headers=h)).json()
         assert [(m["month"], m["count"]) for m in months["months"]] == [(5, 2), (10, 4)]
         assert months["months"][0]["cover"]["id"] == ids["Pentax_K10D.jpg"]
-        assert (await client.get("/api/v1/calendar/1999", headers=h)).status == 404
-        assert (await client.get("/api/v1/calendar/twenty", headers=h)).status == 422
+        assert (await client.get("/api/v1/calendar/months", params={"year": "1999"}, headers=h)).status == 404
+        assert (await client.get("/api/v1/calendar/months", params={"year": "twenty"}, headers=h)).status == 422
         assert (await client.get("/api/v1/calendar")).status == 401
 
 
