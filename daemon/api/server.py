@@ -13,6 +13,7 @@ from aiohttp import web
 
 from daemon.api import accounts, health, media, openapi, photos
 from daemon.api import index_control, uploads
+from daemon.api import live, shares, webhooks
 from daemon.api import albums, labels, people, views
 from daemon.api.access import authenticate
 from daemon.api.errors import json_errors
@@ -38,6 +39,9 @@ def make_web_app(app: App) -> web.Application:
     photos.setup_routes(web_app, API)
     media.setup_routes(web_app, API)
     index_control.setup_routes(web_app, API); uploads.setup_routes(web_app, API)
+    shares.setup_routes(web_app, API)
+    live.setup_routes(web_app, API)
+    webhooks.setup_routes(web_app, API)
     for collections in (albums, views, labels, people): collections.setup_routes(web_app, API)
     openapi.setup_routes(web_app, API)
     web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))

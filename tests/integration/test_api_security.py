@@ -25,6 +25,15 @@ PUBLIC = {
     ("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"),
     ("GET", "/api/v1/setup"), ("HEAD", "/api/v1/setup"), ("POST", "/api/v1/setup"),
 }
+# Public in the policy sense, but nothing opens without a live share link token, and then only what
+# the link shares (tests/integration/test_api_shares.py proves it; the check below refuses forged ones).
+SHARE_GUEST = {
+    (m, f"/api/v1/s/{{token}}{tail}") for m in ("GET", "HEAD")
+    for tail in ("", "/photos/{uid}", "/photos/{uid}/original", "/t/{thumb_key}/{size}")
+} | {("POST", "/api/v1/s/{token}/unlock")}
+# The live WebSocket authenticates itself (a Bearer header, or a first message from browsers, which
+# cannot set headers on a WebSocket): without credentials it answers 401 like the rest (checked below).
+SELF_AUTHENTICATED = {("GET", "/api/v1/live"), ("HEAD", "/api/v1/live")}
 
 
 @pytest.fixture(scope="module")
@@ -47,7 +56,9 @@ async def fill(app: App, path: str) -> str:
     row = await app.db.fetchone("SELECT uid, thumb_key FROM photos LIMIT 1")
     return (path.replace("{uid}", row["uid"]).replace("{thumb_key}", row["thumb_key"])
             .replace("{size}", "tile_224").replace("{index}", "0")
-            .replace("{session_id}", "0123456789abcdef").replace("{token_id}", "0123456789abcdef"))
+            .replace("{session_id}", "0123456789abcdef").replace("{token_id}", "0123456789abcdef")
+            .replace("{share_id}", "0123456789abcdef").replace("{webhook_id}", "1")
+            .replace("{token}", "made-up-share-token-0123456789").replace("{import_id}", "0123456789abcdef"))
 
 
 async def call(client: TestClient, method: str, path: str, **kwargs: Any) -> Any:
@@ -65,8 +76,8 @@ async def test_every_route_refuses_a_request_without_valid_credentials(copy: tup
         public = {(m, p) for m, p in every
                   for r in client.server.app.router.routes()
                   if r.method == m and r.resource.canonical == p and policy_of(r.handler).scope is None}
-        # a route only becomes public on purpose: this list is the whole of them
-        assert public == PUBLIC
+        # a route only becomes public on purpose: these lists are the whole of them
+        assert public == PUBLIC | SHARE_GUEST | SELF_AUTHENTICATED
         forged = jwt.encode({"iss": "shoebox", "typ": "access", "sid": tokens["session"], "sub": "1",
                              "iat": int(time.time()), "exp": int(time.time()) + 600}, "x" * 32, algorithm="HS256")
         refused = 0
@@ -74,6 +85,15 @@ async def test_every_route_refuses_a_request_without_valid_credentials(copy: tup
         every.sort(key=lambda route: route == ("POST", "/api/v1/auth/logout"))
         for method, pattern in every:
             if (method, pattern) in PUBLIC:
+                continue
+            if (method, pattern) in SHARE_GUEST:  # a made-up share token opens nothing, not even with a login
+                path = await fill(app, pattern)
+                for kwargs in ({}, {"headers": auth(tokens)}, {"params": {"t": tokens["thumb_token"]}}):
+                    if method == "POST":
+                        kwargs = {**kwargs, "json": {"password": "a guess at it"}}
+                    r = await call(client, method, path, **kwargs)
+                    assert r.status == 404, f"{method} {path} with {kwargs}: {r.status}"
+                    assert b"thumb_key" not in await r.read()
                 continue
             path = await fill(app, pattern)
             for label, kwargs in [
