@@ -304,7 +304,7 @@ async def shared(request: web.Request, token: ShareToken, /, s: str = SessionPar
         answer = await app.db.read(page)
     except SearchError as exc:
         raise ApiError(400, "bad_query", exc.message, {"field": exc.key}) from None
-    if not cursor:
+    if not cursor and request.method == "GET":
         await app.db.write(lambda c: store.count_view(c, share.id))
     return web.json_response(answer)
 

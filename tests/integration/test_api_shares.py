@@ -269,3 +269,28 @@ async def test_only_owners_and_admins_manage_links_and_bad_requests_name_the_fie
             assert r.status == status, (body, answer)
             assert field in str(answer["details"]), (body, answer)
         assert await app.db.scalar("SELECT count(*) FROM shares") == 1
+
+
+async def test_a_smart_album_shares_what_its_query_finds_then_and_now(copy: tuple[Path, Path]) -> None:
+    async with api(make_config(*copy, **settings())) as (app, client):
+        await add_user(app, "ursula", Role.USER)
+        h = auth(await login(client, "ursula"))
+        assert app.db is not None
+        await app.db.execute_write(
+            "INSERT INTO albums (uid, type, title, query, created_at, updated_at)"
+            " VALUES ('albnikon', 'smart', 'Nikons', 'camera:nikon', 'x', 'x')")
+        owner = await (await client.get("/api/v1/photos", params={"q": "camera:nikon"}, headers=h)).json()
+        nikons = sorted(p["id"] for p in owner["photos"])
+        assert len(nikons) >= 1
+        token = (await (await client.post("/api/v1/shares", json={"album": "albnikon"}, headers=h)).json())["token"]
+        assert sorted(await guest_ids(client, token)) == nikons
+        others = [u for u in (await photo_ids(app)).values() if u not in nikons]
+        for uid in others:
+            assert (await client.get(f"{S}/{token}/photos/{uid}")).status == 404
+        # the query decides: a photo made private leaves the link
+        assert (await client.patch(f"/api/v1/photos/{nikons[0]}", json={"private": True}, headers=h)).status == 200
+        assert sorted(await guest_ids(client, token)) == nikons[1:]
+        assert (await client.get(f"{S}/{token}/photos/{nikons[0]}")).status == 404
+        # deleting the album deletes its links
+        await app.db.execute_write("DELETE FROM albums WHERE uid = 'albnikon'")
+        assert (await client.get(f"{S}/{token}")).status == 404
