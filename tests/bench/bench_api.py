@@ -38,7 +38,7 @@ import psutil
 from tests.bench.bench_search import ensure_store
 from tests.bench.util import BenchError, Table, fmt, machine
 from tests.conftest import copy_sample
-from tests.integration.api_support import PASSWORD, Daemon, create_admin, http_json
+from tests.integration.api_support import Daemon, create_admin, http_json
 from tests.integration.support import REPO, free_port, shoebox
 from tests.integration.test_api_latency import measure_latency
 
