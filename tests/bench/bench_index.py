@@ -224,6 +224,14 @@ def bench_index(library: Path, *, workers: tuple[int, ...] = (1, 2), plain_pillo
         vrun = _best([run_vips(files, work / "vips", w) for _ in range(repeat)], log)
         report.vips.append(vrun)
         log(f"  {vrun.files_per_s} files/s")
+    # End to end with the models on (labels and faces; NSFW stays off, as by default): the same
+    # library, the most workers, so the ratio against the tagging-off run above is like for like.
+    tag_w = max(workers)
+    log(f"index: shoebox (pillow-simd) with tagging on, {tag_w} worker(s)")
+    tagged = _best([run_index(PROJECT_PYTHON, "pillow-simd+tagging", library, data, tag_w, [])
+                    for _ in range(repeat)], log)
+    report.runs.append(tagged)
+    log(f"  {tagged.files_per_s} photos/s end to end, peak RSS {tagged.peak_tree_mb} MB")
     for path in (data, work / "vips"):
         fresh_dir(path)  # thumbnails of 12 MP photos take hundreds of MB: do not keep them
     simd = {r.workers: r for r in report.runs if r.variant == "pillow-simd"}
@@ -245,6 +253,9 @@ def bench_index(library: Path, *, workers: tuple[int, ...] = (1, 2), plain_pillo
                 if simd_t.get(stage):
                     report.ratios[f"Pillow/pillow-simd {stage} ms, {w} worker(s)"] = round(
                         plain_t.get(stage, 0.0) / simd_t[stage], 2)
+    if tag_w in simd and simd[tag_w].files_per_s:
+        report.ratios[f"tagging on/off files/s, {tag_w} worker(s)"] = round(
+            tagged.files_per_s / simd[tag_w].files_per_s, 2)
     if 1 in simd and 2 in simd and simd[1].files_per_s:
         report.ratios["shoebox 2 workers / 1 worker"] = round(simd[2].files_per_s / simd[1].files_per_s, 2)
     for run in report.runs:
