@@ -35,6 +35,7 @@ from daemon.library.exiftool import ExifTool
 from daemon.library.formats import PRIMARY_RANK, Kind, kind_of
 from daemon.library.metadata import read_metadata
 from daemon.library.scanner import sidecar_targets, stem_of
+from daemon.system.durable import fsync_dir
 
 CHUNK = 1 << 20
 TEMP_PREFIX = ".shoebox-"
@@ -215,19 +216,6 @@ def remove_stale_temps(folder: Path, max_age_s: float = STALE_TEMP_S) -> int:
             except OSError:
                 pass
     return removed
-
-
-def fsync_dir(folder: Path) -> None:
-    try:
-        fd = os.open(folder, os.O_RDONLY | os.O_DIRECTORY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def place(temp: Path, folder: Path, name: str) -> Path:

@@ -28,6 +28,8 @@ from pathlib import Path
 
 import pycountry
 
+from daemon.system.durable import fsync_dir
+
 #: Bumped when the table layout changes, so an old database is rebuilt even if the CSV is the same.
 SCHEMA_VERSION = 1
 
@@ -289,7 +291,7 @@ def build_places_db(dest: Path, *, csv_path: Path | None = None) -> PlacesDbInfo
         os.replace(tmp, dest)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(dest.parent)
+    fsync_dir(dest.parent)
     return PlacesDbInfo(
         path=dest,
         source_sha256=source_sha256,
@@ -301,15 +303,3 @@ def build_places_db(dest: Path, *, csv_path: Path | None = None) -> PlacesDbInfo
     )
 
 
-def _fsync_dir(folder: Path) -> None:
-    """Make the rename itself durable (a power cut right after must not bring the old file back)."""
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)

@@ -94,6 +94,26 @@ async def photo_ids(app: App) -> dict[str, str]:
     return {Path(r["path_text"]).name: r["uid"] for r in rows}
 
 
+@asynccontextmanager
+async def events_of(app: App) -> AsyncIterator[list[dict[str, Any]]]:
+    """Every event the bus publishes while inside, as {type, data} (the live-update stream)."""
+    assert app.events is not None
+    seen: list[dict[str, Any]] = []
+
+    async def listen() -> None:
+        async for event in app.events.bus.stream():
+            seen.append({"type": event.type, "data": event.data})
+
+    task = asyncio.create_task(listen())
+    await asyncio.sleep(0.01)
+    try:
+        yield seen
+    finally:
+        await app.events.bus.flush()
+        await asyncio.sleep(0.05)
+        task.cancel()
+
+
 # -- the real daemon in a subprocess ------------------------------------------------------------------
 
 

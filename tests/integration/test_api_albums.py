@@ -4,16 +4,14 @@ photos), smart albums (a saved search, checked when saved), events announced, an
 
 from __future__ import annotations
 
-import asyncio
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
-from daemon.app import App
 from daemon.auth.roles import Role
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, photo_ids, settings
+from tests.integration.api_support import (add_user, api, auth, build_indexed, clone, events_of, login, photo_ids,
+                                           settings)
 from tests.integration.support import make_config
 
 
@@ -25,26 +23,6 @@ def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pa
 @pytest.fixture
 def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return clone(indexed, tmp_path)
-
-
-@asynccontextmanager
-async def events_of(app: App) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every event the bus publishes while inside, as {type, data} (the live-update stream)."""
-    assert app.events is not None
-    seen: list[dict[str, Any]] = []
-
-    async def listen() -> None:
-        async for event in app.events.bus.stream():
-            seen.append({"type": event.type, "data": event.data})
-
-    task = asyncio.create_task(listen())
-    await asyncio.sleep(0.01)
-    try:
-        yield seen
-    finally:
-        await app.events.bus.flush()
-        await asyncio.sleep(0.05)
-        task.cancel()
 
 
 async def titles_in_order(client: Any, h: dict[str, str], album: str, names: dict[str, str], limit: int = 100) -> list[str]:

@@ -6,17 +6,15 @@ renamed, merged, hidden, added and removed by hand, and all of it kept through a
 from __future__ import annotations
 
 import asyncio
-from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, AsyncIterator
+from typing import Any
 
 import pytest
 
-from daemon.app import App
 from daemon.auth.roles import Role
 from daemon.search import verify_search_index
 from tests.conftest import copy_sample
-from tests.integration.api_support import add_user, api, auth, clone, login, photo_ids
+from tests.integration.api_support import add_user, api, auth, clone, events_of, login, photo_ids
 from tests.integration.support import index, make_config, shoebox
 
 FACES = ("obama.jpg", "obama2.jpg", "biden.jpg", "grace_hopper.jpg")
@@ -39,26 +37,6 @@ def tagged(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Pat
 @pytest.fixture
 def copy(tagged: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
     return clone(tagged, tmp_path)
-
-
-@asynccontextmanager
-async def events_of(app: App) -> AsyncIterator[list[dict[str, Any]]]:
-    """Every event the bus publishes while inside, as {type, data} (the live-update stream)."""
-    assert app.events is not None
-    seen: list[dict[str, Any]] = []
-
-    async def listen() -> None:
-        async for event in app.events.bus.stream():
-            seen.append({"type": event.type, "data": event.data})
-
-    task = asyncio.create_task(listen())
-    await asyncio.sleep(0.01)
-    try:
-        yield seen
-    finally:
-        await app.events.bus.flush()
-        await asyncio.sleep(0.05)
-        task.cancel()
 
 
 async def found(client: Any, h: dict[str, str], q: str) -> set[str]:
