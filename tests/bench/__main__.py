@@ -60,7 +60,7 @@ def render(meta: dict, index: IndexReport | None, rescan: RescanReport | None) -
                 "  CPU ms/file = user+system CPU of the whole process / files (disturbed least by other load);",
                 "  load = 1-min load average at the end of the run (2 cores: above 2 means others competed);",
                 "  peak RSS = largest sum over the process tree (daemon + exiftool), polled every 50 ms;",
-                "  the daemon's hash stage is timed around pool.run, so it includes waiting for a free worker.", ""]
+                "  every stage is timed inside the worker (waiting for a free worker is not counted).", ""]
         t = Table(["vipsthumbnail (5 sizes only)", "processes", "files/s", "CPU ms/file", "wall s", "load",
                    "peak MB/process"])
         for v in index.vips:
