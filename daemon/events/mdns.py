@@ -20,7 +20,7 @@ import socket
 from typing import Any
 
 import ifaddr
-from zeroconf import IPVersion, ServiceInfo
+from zeroconf import InterfaceChoice, IPVersion, ServiceInfo
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,13 @@ class Announcer:
         return ServiceInfo(service_type, name, port=self.port, properties=self.properties(), server=self.server,
                            parsed_addresses=addresses)
 
+    def listen_on(self) -> list[str] | InterfaceChoice:
+        """What AsyncZeroconf binds to: the configured addresses, or InterfaceChoice.All (it takes
+        no "all" string: that raised TypeError, so the default configuration announced nothing)."""
+        return list(self.interfaces) if self.interfaces is not None else InterfaceChoice.All
+
     async def start(self) -> None:
-        self.zc = AsyncZeroconf(interfaces=self.interfaces if self.interfaces is not None else "all",  # type: ignore[arg-type]
-                                ip_version=IPVersion.All)
+        self.zc = AsyncZeroconf(interfaces=self.listen_on(), ip_version=IPVersion.All)
         self.addresses = self.current_addresses()
         # python-zeroconf spots a taken name only from records already in its cache, and a probe's
         # answer does not carry the PTR it looks for: listen for the service types first, so

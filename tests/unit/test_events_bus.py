@@ -179,3 +179,19 @@ def test_home_assistant_discovery_has_one_device_and_unique_ids() -> None:
     for config in events.values():
         # event.mqtt needs an event_type from event_types in the (templated) payload
         assert f'"event_type": "{config["event_types"][0]}"' in config["value_template"]
+
+
+def test_default_zeroconf_setting_is_one_python_zeroconf_accepts() -> None:
+    """`interfaces = "all"` (the default) must reach AsyncZeroconf as something it can bind to.
+    zeroconf's own normaliser is asked (it only lists interfaces; no socket, no traffic)."""
+    from zeroconf import IPVersion
+    from zeroconf._utils.net import normalize_interface_choice
+
+    from daemon.config import SCHEMA_BY_NAME
+    from daemon.events.mdns import Announcer, parse_interfaces
+
+    default = SCHEMA_BY_NAME["zeroconf.interfaces"].default
+    announcer = Announcer(port=8420, instance_id="abc", version="0", interfaces=parse_interfaces(default))
+    assert normalize_interface_choice(announcer.listen_on(), IPVersion.All)
+    some = Announcer(port=8420, instance_id="abc", version="0", interfaces=parse_interfaces("127.0.0.1"))
+    assert some.listen_on() == ["127.0.0.1"]
