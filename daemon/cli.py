@@ -168,6 +168,9 @@ async def serve(config: Config) -> None:
     await app.start()
     runner = await start_server(app, config["server.host"], config["server.port"])
     log.info("serving on http://%s:%d/", config["server.host"], config["server.port"])
+    if app.auth is not None and not await app.auth.admin_exists():
+        log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
+                    "(or once, POST /api/v1/setup); until then only /api/v1/health answers")
     if app.events is not None:  # zeroconf: only once the server answers (probing takes seconds)
         app.spawn(app.events.start_announcer(config["server.port"]), "zeroconf")
     app.start_background()
