@@ -30,7 +30,7 @@ from daemon.library.import_runs import ImportReport, ImportRuns
 from daemon.library.importer import ImportRefused
 from daemon.library.indexer import Indexer, StoreOutcome
 from daemon.library.scanner import Scanner, ScanReport
-from daemon.library.thumbnails import ThumbSettings
+from daemon.library.thumbnails import ThumbSettings, remove_stale_temp_files
 from daemon.library.watcher import LibraryWatcher
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
@@ -93,6 +93,7 @@ class App:
         # Accounts and tokens: the signing secret is made here at first start (data/secret.key, 0600).
         self.auth = AuthService(self.db, self.data, AuthSettings.from_config(cfg.section("auth")))
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
+        await self._recover_from_crash()
         places_db = self.data / "places.db"
         try:
             await self.pool.run(build_places_db, places_db)
@@ -126,6 +127,21 @@ class App:
         self.queue.start()
         log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
                  self.pool.workers)
+
+    @property
+    def _running_marker(self) -> Path:
+        return self.data / "shoebox.running"
+
+    async def _recover_from_crash(self) -> None:
+        """A marker file exists from start to a clean stop; finding it at start-up means the last
+        run was killed (kill -9, power cut). Jobs and the database recover by themselves; what
+        is left to tidy is temporary files of interrupted thumbnail writes. The data folder's
+        lock is held, so nothing else can be writing them."""
+        assert self.pool is not None
+        if self._running_marker.exists():
+            removed = await self.pool.run(remove_stale_temp_files, self.thumbs)
+            log.warning("the last run did not stop cleanly; removed %d unfinished thumbnail files", removed)
+        self._running_marker.touch()
 
     def _take_lock(self) -> None:
         """One process per data directory: two would run the same jobs twice."""
@@ -280,6 +296,7 @@ class App:
         if self.auth is not None:
             self.auth.close()
         if self._lock_fd is not None:
+            self._running_marker.unlink(missing_ok=True)  # a clean stop: nothing to recover next time
             os.close(self._lock_fd)
             self._lock_fd = None
 

@@ -124,6 +124,22 @@ def write_atomic(img: Image.Image, dest: Path, settings: ThumbSettings) -> None:
         raise
 
 
+def remove_stale_temp_files(root: Path) -> int:
+    """Delete the temporary files of writes a crash interrupted (`.<name>.<hex>.tmp`, the names
+    write_atomic uses). Only safe while nothing writes below root: the App calls it at start-up
+    after an unclean stop, holding the data folder's lock. Returns how many were removed."""
+    removed = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            if name.startswith(".") and name.endswith(".tmp"):
+                try:
+                    os.unlink(os.path.join(folder, name))
+                    removed += 1
+                except FileNotFoundError:
+                    pass
+    return removed
+
+
 def needs(sizes: Mapping[str, Size]) -> tuple[int, int]:
     """(long side, short side) in pixels a decode must deliver to serve every size."""
     longest = max((s.edge for s in sizes.values() if not s.crop), default=0)

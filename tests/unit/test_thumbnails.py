@@ -163,3 +163,15 @@ def test_render_size_of_a_broken_file_is_a_decode_error(tmp_path):
     with pytest.raises(DecodeError):
         render_size(src, kind=Kind.IMAGE, content_hash=HASH, thumbs_root=tmp_path / "t",
                     settings=ThumbSettings(), limits=LIMITS, size="fit_3840")
+
+
+def test_stale_temp_files_of_interrupted_writes_are_swept(tmp_path):
+    from daemon.library.thumbnails import remove_stale_temp_files
+
+    keep = tmp_path / "ab" / "cd" / "abcd_fit_720_x.jpg"
+    keep.parent.mkdir(parents=True)
+    keep.write_bytes(b"jpeg")
+    stale = keep.with_name(f".{keep.name}.0123456789ab.tmp")
+    stale.write_bytes(b"half a jpeg")
+    assert remove_stale_temp_files(tmp_path) == 1
+    assert keep.exists() and not stale.exists()
