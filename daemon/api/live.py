@@ -297,6 +297,10 @@ async def live(request: web.Request) -> r200[LiveMessage]:
             if now >= next_check:
                 next_check = now + s.recheck
                 if not await still_valid(app, who, token):
+                    # Stop the reader first: two tasks reading one socket during the close
+                    # handshake made the close arrive as an abnormal closure (1006), not 4401.
+                    reader.cancel()
+                    await asyncio.gather(reader, return_exceptions=True)
                     await ws.close(code=CLOSE_UNAUTHORIZED, message=b"the session has ended")
                     break
             if now >= next_beat:
