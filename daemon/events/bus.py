@@ -322,6 +322,31 @@ class EventBus:
             loop.call_soon_threadsafe(self._enqueue, event)
         return event
 
+    def stage(self, conn: sqlite3.Connection, type: str, data: dict[str, Any]) -> Event:
+        """Write an event into the outbox inside the caller's write transaction, so it commits
+        (or is lost) together with the change it describes: a kill -9 between the two cannot
+        lose it. Runs in the writer thread; call `announce` with the events after the commit."""
+        event = Event(id=self.ids.new(), type=type, time=event_time(), data=dict(data))
+        if self.durable_names:
+            store_events(conn, [event], self.outbox_max)
+        return event
+
+    def announce(self, events: list[Event]) -> None:
+        """After the commit of staged events: hand them to live listeners and wake the pumps."""
+        if not events:
+            return
+        self.published += len(events)
+        for event in events:
+            for q in list(self._live):
+                if q.full():
+                    q.get_nowait()
+                q.put_nowait(event)
+        for pump in self._pumps.values():
+            pump.wake.set()
+            if not pump.durable:
+                for event in events:
+                    self._deliver_live(pump, event)
+
     def _enqueue(self, event: Event) -> None:
         if len(self._pending) >= PENDING_MAX:
             self.dropped_memory += 1

@@ -57,16 +57,42 @@ class IndexEvents:
     def start(self) -> None:
         self._task = asyncio.create_task(self._publish_forever(), name="events-index")
 
-    def on_stored(self, outcome: StoreOutcome) -> None:
-        """App listener: called by the indexer after each store transaction."""
+    def in_transaction(self, conn: sqlite3.Connection, o: StoreOutcome) -> None:
+        """Indexer hook, inside its store transaction (writer thread): stage the photo's events in
+        the outbox so they commit with the photo; a kill -9 cannot separate the two."""
+        row = conn.execute(PHOTO_QUERY, (o.photo_id, o.file_id)).fetchone()
+        path = row["path_text"] if row else None
+        if o.error is not None:
+            o.events.append(self.bus.stage(conn, ev.ERROR, {"kind": "index", "path": path, "error": o.error}))
+            return
+        if o.duplicate or row is None or row["uid"] is None:
+            return
+        photo = {"photo": row["uid"], "path": path, "type": row["type"], "taken_at": row["taken_at"],
+                 "width": row["width"], "height": row["height"], "city": row["city"], "country": row["country"]}
+        if o.created:
+            o.events.append(self.bus.stage(conn, ev.PHOTO_ADDED, photo))
+            o.events.append(self.bus.stage(conn, ev.PHOTO_INDEXED, {**photo, "new": True}))
+        else:
+            o.events.append(self.bus.stage(conn, ev.PHOTO_INDEXED, {**photo, "new": False}))
+            o.events.append(self.bus.stage(conn, ev.PHOTO_UPDATED, {**photo, "moved": o.moved}))
+
+    def on_stored(self, o: StoreOutcome) -> None:
+        """App listener, after the commit: count for index.finished and announce what was staged."""
+        key = ("errors" if o.error is not None else "duplicates" if o.duplicate
+               else "indexed" if o.photo_id is not None else None)
+        if key is not None:
+            self.counts[key] = self.counts.get(key, 0) + 1
+        if key == "indexed":
+            added = "added" if o.created else "updated"
+            self.counts[added] = self.counts.get(added, 0) + 1
+        self.bus.announce(o.events)
+
+    def on_tagged(self, outcome: Any) -> None:
+        """App tag listener (daemon.vision.tagger.TagOutcome): labels, faces, people."""
         try:
             self.queue.put_nowait(outcome)
         except asyncio.QueueFull:
             self.lost += 1
-
-    def on_tagged(self, outcome: Any) -> None:
-        """App tag listener (daemon.vision.tagger.TagOutcome): labels, faces, people."""
-        self.on_stored(outcome)
 
     async def on_scan(self, report: ScanReport) -> None:
         """Called by App.scan after every scan: library offline/online, and the start of a run."""
@@ -90,6 +116,9 @@ class IndexEvents:
             self.started_at = time.monotonic()
             self.bus.publish(ev.INDEX_STARTED, {"queued": report.queued, "added": report.added,
                                                 "changed": report.changed})
+            # photo events are staged in the index transactions: index.started must be in the
+            # outbox before the first of them commits
+            await self.bus.flush()
             self._waiter = asyncio.create_task(self._wait_for_idle(), name="events-index-idle")
 
     async def _wait_for_idle(self) -> None:
@@ -98,8 +127,6 @@ class IndexEvents:
         await self.queue.put(_FINISHED)
 
     async def _publish_forever(self) -> None:
-        db = self.app.db
-        assert db is not None
         while True:
             item = await self.queue.get()
             try:
@@ -108,40 +135,13 @@ class IndexEvents:
                     self.bus.publish(ev.INDEX_FINISHED, {**self.counts,
                                                          "seconds": round(time.monotonic() - self.started_at, 1)})
                     continue
-                if isinstance(item, StoreOutcome):
-                    await self._publish_outcome(db, item)
-                else:
-                    self._publish_tags(item)
+                self._publish_tags(item)
             except asyncio.CancelledError:
                 raise
             except Exception:
                 log.exception("events: could not publish an index outcome")
             finally:
                 self.queue.task_done()
-
-    async def _publish_outcome(self, db: Any, o: StoreOutcome) -> None:
-        row = await db.fetchone(PHOTO_QUERY, (o.photo_id, o.file_id))
-        path = row["path_text"] if row else None
-        if o.error is not None:
-            self.counts["errors"] = self.counts.get("errors", 0) + 1
-            self.bus.publish(ev.ERROR, {"kind": "index", "path": path, "error": o.error})
-            return
-        if o.duplicate:
-            self.counts["duplicates"] = self.counts.get("duplicates", 0) + 1
-            return
-        if row is None or row["uid"] is None:
-            return
-        photo = {"photo": row["uid"], "path": path, "type": row["type"], "taken_at": row["taken_at"],
-                 "width": row["width"], "height": row["height"], "city": row["city"], "country": row["country"]}
-        self.counts["indexed"] = self.counts.get("indexed", 0) + 1
-        if o.created:
-            self.counts["added"] = self.counts.get("added", 0) + 1
-            self.bus.publish(ev.PHOTO_ADDED, photo)
-            self.bus.publish(ev.PHOTO_INDEXED, {**photo, "new": True})
-        else:
-            self.counts["updated"] = self.counts.get("updated", 0) + 1
-            self.bus.publish(ev.PHOTO_INDEXED, {**photo, "new": False})
-            self.bus.publish(ev.PHOTO_UPDATED, {**photo, "moved": o.moved})
 
     def _publish_tags(self, t: Any) -> None:
         for name in t.new_labels:
@@ -203,6 +203,8 @@ class EventService:
         await self.bus.start()
         self.index.start()
         self.app.listeners.append(self.index.on_stored)
+        assert self.app.indexer is not None
+        self.app.indexer.tx_hooks.append(self.index.in_transaction)
         self.app.tag_listeners.append(self.index.on_tagged)
 
     async def start_transports(self) -> None:

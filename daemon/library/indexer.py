@@ -106,6 +106,12 @@ class StoreOutcome:
     moved: bool = False
     duplicate: bool = False
     error: str | None = None
+    events: list[Any] = field(default_factory=list)  # staged in the store transaction (daemon.events)
+
+
+# Called inside the store transaction with what was stored (the events service stages its
+# events there, so they commit together with the photo).
+TxHook = Callable[[sqlite3.Connection, "StoreOutcome"], None]
 
 
 class Indexer:
@@ -115,7 +121,8 @@ class Indexer:
                  settings: ThumbSettings, limits: DecodeLimits, places: PlaceIndex | None,
                  exiftool: str = "exiftool", exiftool_timeout: float = 20.0, ffmpeg: str = "ffmpeg",
                  ffprobe: str = "ffprobe", tagging: bool = False,
-                 on_stored: Callable[[StoreOutcome], None] | None = None) -> None:
+                 on_stored: Callable[[StoreOutcome], None] | None = None,
+                 tx_hooks: list[TxHook] | None = None) -> None:
         self.db = db
         self.pool = pool
         self.root = root
@@ -129,6 +136,7 @@ class Indexer:
         self.ffprobe = ffprobe
         self.tagging = tagging
         self.on_stored = on_stored
+        self.tx_hooks: list[TxHook] = tx_hooks if tx_hooks is not None else []
         self.times = StageTimes()
 
     # -- helpers run in worker threads --------------------------------------------------------------
@@ -230,7 +238,10 @@ class Indexer:
             await self.db.write(lambda c: self._vanished(c, job, row))
             return
         except PermissionError as exc:
-            await self.db.write(lambda c: self._store_error(c, job, row, f"cannot read file: {exc.strerror}"))
+            reason = f"cannot read file: {exc.strerror}"
+            outcome = await self.db.write(lambda c: self._with_hooks(c, self._store_error(c, job, row, reason)))
+            if self.on_stored is not None:
+                self.on_stored(outcome)
             return
         same = await self.db.fetchall(
             "SELECT id, path, state, photo_id FROM files WHERE sha1 = ? AND id != ? ORDER BY id",
@@ -238,7 +249,7 @@ class Indexer:
         extracted = await self.pool.run(self._extract, row, hashed, same)
         extracted.timings["hash"] = hash_time
         t1 = time.perf_counter()
-        outcome = await self.db.write(lambda c: self._store(c, job, row, extracted))
+        outcome = await self.db.write(lambda c: self._with_hooks(c, self._store(c, job, row, extracted)))
         extracted.timings["store"] = time.perf_counter() - t1
         self.times.add(extracted.timings)
         self.times.files += 1
@@ -251,9 +262,17 @@ class Indexer:
         if row is None:
             await self.db.write(lambda c: finish(c, job))
             return
-        await self.db.write(lambda c: self._store_error(c, job, row, f"indexing failed: {reason}"))
+        outcome = await self.db.write(
+            lambda c: self._with_hooks(c, self._store_error(c, job, row, f"indexing failed: {reason}")))
+        if self.on_stored is not None:
+            self.on_stored(outcome)
 
     # -- store step: runs in the writer thread --------------------------------------------------------
+
+    def _with_hooks(self, conn: sqlite3.Connection, outcome: StoreOutcome) -> StoreOutcome:
+        for hook in self.tx_hooks:
+            hook(conn, outcome)
+        return outcome
 
     @staticmethod
     def _vanished(conn: sqlite3.Connection, job: Job, row: sqlite3.Row) -> None:
