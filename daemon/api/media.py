@@ -53,7 +53,7 @@ def _app(request: web.Request) -> App:
 # -- originals ----------------------------------------------------------------------------------------
 
 
-async def _send_file(request: web.Request, uid: str, index: int | None, download: bool) -> web.StreamResponse:
+async def send_photo_file(request: web.Request, uid: str, index: int | None, download: bool) -> web.StreamResponse:
     app = _app(request)
     assert app.db is not None
 
@@ -97,7 +97,7 @@ async def original(request: web.Request, uid: Uid, /, download: bool = False) ->
 
     Tags: files
     """
-    return await _send_file(request, uid, None, download)
+    return await send_photo_file(request, uid, None, download)
 
 
 @requires(Scope.READ)
@@ -107,7 +107,7 @@ async def file_by_index(request: web.Request, uid: Uid, index: FileIndex, /, dow
 
     Tags: files
     """
-    return await _send_file(request, uid, index, download)
+    return await send_photo_file(request, uid, index, download)
 
 
 # -- thumbnails --------------------------------------------------------------------------------------
@@ -126,7 +126,7 @@ async def _render_missing(app: App, key: str, size: str) -> Path:
     path = library_path(app.library, bytes(f["path"]))
     kind = Kind(f["kind"])
     ix = app.indexer
-    raw_preview = getattr(ix, "_raw_preview", None) if kind is Kind.RAW else None
+    raw_preview = ix.raw_preview if kind is Kind.RAW else None
     try:
         return await app.pool.run(render_size, path, kind=kind, content_hash=key, thumbs_root=app.thumbs,
                                   settings=ix.settings, limits=ix.limits, size=size, raw_preview=raw_preview,
@@ -134,6 +134,32 @@ async def _render_missing(app: App, key: str, size: str) -> Path:
     except (DecodeError, OSError) as exc:
         log.warning("could not make %s of %s: %s", size, key, exc)
         raise ApiError(404, "not_renderable", f"this size cannot be made: {exc}") from None
+
+
+def check_thumbnail_request(thumb_key: str, size: str) -> None:
+    """400 for a size or key the thumbnails cannot have (before any lookup or file access)."""
+    if size not in ALL_SIZES:
+        raise bad_request(f"unknown size {size!r}; sizes: {', '.join(ALL_SIZES)}", "size")
+    if not THUMB_KEY.match(thumb_key):
+        raise bad_request("thumb_key must be a lower-case hex content hash", "thumb_key")
+
+
+async def thumbnail_file(request: web.Request, thumb_key: str, size: str) -> Path:
+    """The file of a thumbnail, made now if it is missing. Duplicate requests are merged: a page
+    of <img> tags asks for the same size at once, and it is rendered once. The caller has
+    checked the request with check_thumbnail_request and decided the caller may see it."""
+    app = _app(request)
+    assert app.indexer is not None
+    path = thumb_path(app.thumbs, thumb_key, size, app.indexer.settings)
+    if path.is_file():
+        return path
+    inflight = request.app[THUMBS_INFLIGHT]
+    job = inflight.get((thumb_key, size))
+    if job is None:
+        job = asyncio.ensure_future(_render_missing(app, thumb_key, size))
+        inflight[(thumb_key, size)] = job
+        job.add_done_callback(lambda _: inflight.pop((thumb_key, size), None))
+    return await asyncio.shield(job)
 
 
 @requires(Scope.THUMBNAILS, url_token=True)
@@ -145,21 +171,8 @@ async def thumbnail(request: web.Request, thumb_key: ThumbKey, size: SizeName, /
 
     Tags: files
     """
-    if size not in ALL_SIZES:
-        raise bad_request(f"unknown size {size!r}; sizes: {', '.join(ALL_SIZES)}", "size")
-    if not THUMB_KEY.match(thumb_key):
-        raise bad_request("thumb_key must be a lower-case hex content hash", "thumb_key")
-    app = _app(request)
-    assert app.indexer is not None
-    path = thumb_path(app.thumbs, thumb_key, size, app.indexer.settings)
-    if not path.is_file():
-        inflight = request.app[THUMBS_INFLIGHT]
-        job = inflight.get((thumb_key, size))
-        if job is None:  # merge duplicate requests: a page of <img> tags asks for the same size at once
-            job = asyncio.ensure_future(_render_missing(app, thumb_key, size))
-            inflight[(thumb_key, size)] = job
-            job.add_done_callback(lambda _: inflight.pop((thumb_key, size), None))
-        path = await asyncio.shield(job)
+    check_thumbnail_request(thumb_key, size)
+    path = await thumbnail_file(request, thumb_key, size)
     return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"})
 
 

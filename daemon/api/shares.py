@@ -14,7 +14,6 @@ address like logins.
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 from datetime import datetime
@@ -27,14 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.api.access import principal, public, requires
 from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
-from daemon.api.media import IMMUTABLE, THUMB_KEY, THUMBS_INFLIGHT, SizeName, ThumbKey, _render_missing, _send_file
+from daemon.api.media import (IMMUTABLE, SizeName, ThumbKey, check_thumbnail_request, send_photo_file,
+                               thumbnail_file)
 from daemon.api.photos import PhotoSummary, Uid
 from daemon.app import App
 from daemon.auth import passwords
 from daemon.auth import shares as store
 from daemon.auth.limiter import AddressLimiter
 from daemon.auth.roles import Role, Scope
-from daemon.library.thumbnails import ALL_SIZES, thumb_path
 from daemon.search import SearchError
 from daemon.store import photo_pages
 
@@ -154,7 +153,7 @@ async def create_share(request: web.Request, body: ShareBody) -> r201[ShareCreat
     hashed = None
     if body.password is not None:
         try:
-            hashed = await app.auth._hash_thread(passwords.hash_password, body.password)
+            hashed = await app.auth.hash_in_thread(passwords.hash_password, body.password)
         except passwords.WeakPassword as exc:
             raise bad_request(str(exc), "password") from None
 
@@ -267,7 +266,7 @@ async def unlock(request: web.Request, token: ShareToken, /, body: UnlockBody) -
     share, password_hash = found
     if password_hash is None:
         raise bad_request("this link has no password; open it directly")
-    if not await app.auth._hash_thread(passwords.verify_password, password_hash, body.password):
+    if not await app.auth.hash_in_thread(passwords.verify_password, password_hash, body.password):
         limiter.failed(address)
         raise ApiError(401, "wrong_password", "wrong password for this link")
     limiter.succeeded(address)
@@ -357,7 +356,7 @@ async def shared_original(request: web.Request, token: ShareToken, uid: Uid, /, 
     share, _ = await _shared_photo(request, token, s, uid)
     if not share.download:
         raise ApiError(403, "forbidden", "this link does not allow downloading originals")
-    return await _send_file(request, uid, None, download)
+    return await send_photo_file(request, uid, None, download)
 
 
 @public
@@ -368,24 +367,13 @@ async def shared_thumbnail(request: web.Request, token: ShareToken, thumb_key: T
 
     Tags: shares
     """
-    if size not in ALL_SIZES:
-        raise bad_request(f"unknown size {size!r}; sizes: {', '.join(ALL_SIZES)}", "size")
-    if not THUMB_KEY.match(thumb_key):
-        raise bad_request("thumb_key must be a lower-case hex content hash", "thumb_key")
+    check_thumbnail_request(thumb_key, size)
     app = _app(request)
-    assert app.db is not None and app.indexer is not None
+    assert app.db is not None
     share = await _open(request, token, s)
     if not await app.db.read(lambda c: store.shares_thumb(c, share, thumb_key)):
         raise not_found("no photo has this thumbnail key")
-    path = thumb_path(app.thumbs, thumb_key, size, app.indexer.settings)
-    if not path.is_file():
-        inflight = request.app[THUMBS_INFLIGHT]
-        job = inflight.get((thumb_key, size))
-        if job is None:  # the same merge of duplicate requests as the owner's thumbnail route
-            job = asyncio.ensure_future(_render_missing(app, thumb_key, size))
-            inflight[(thumb_key, size)] = job
-            job.add_done_callback(lambda _: inflight.pop((thumb_key, size), None))
-        path = await asyncio.shield(job)
+    path = await thumbnail_file(request, thumb_key, size)
     return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff",
                                            "Referrer-Policy": "no-referrer"})
 

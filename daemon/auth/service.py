@@ -59,7 +59,7 @@ class AuthService:
     def close(self) -> None:
         self._hasher.shutdown(wait=True)
 
-    async def _hash_thread(self, fn: Callable[..., T], *args: Any) -> T:
+    async def hash_in_thread(self, fn: Callable[..., T], *args: Any) -> T:
         return await asyncio.get_running_loop().run_in_executor(self._hasher, fn, *args)
 
     # -- accounts --------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ class AuthService:
         """Create the first admin; Conflict once any admin exists (checked inside the write)."""
         accounts.check_name(name)
         try:
-            hashed = await self._hash_thread(passwords.hash_password, password)
+            hashed = await self.hash_in_thread(passwords.hash_password, password)
         except passwords.WeakPassword as exc:
             raise AccountError(str(exc), details={"field": "password"}) from None
 
@@ -94,7 +94,7 @@ class AuthService:
             wait = _seconds_until(user["locked_until"])
             raise TooManyAttempts(f"too many failed logins for this account; try again in {wait} s", retry_after=wait)
         stored = user["password_hash"] if user is not None else passwords.DUMMY_HASH
-        ok = await self._hash_thread(passwords.verify_password, stored, password) and user is not None
+        ok = await self.hash_in_thread(passwords.verify_password, stored, password) and user is not None
         if not ok:
             self.addresses.failed(address)
             if user is not None:
@@ -103,7 +103,7 @@ class AuthService:
             raise InvalidCredentials("wrong user name or password")
         self.addresses.succeeded(address)
         rehash = passwords.needs_rehash(stored)
-        new_hash = await self._hash_thread(passwords.hash_password, password) if rehash else None
+        new_hash = await self.hash_in_thread(passwords.hash_password, password) if rehash else None
         refresh = new_refresh_token()
 
         def start(conn: sqlite3.Connection) -> str:

@@ -195,7 +195,7 @@ class Indexer:
             try:
                 out.rendered = render(
                     path, kind=kind, content_hash=sha1, thumbs_root=self.thumbs, settings=self.settings,
-                    limits=self.limits, raw_preview=self._raw_preview if kind is Kind.RAW else None,
+                    limits=self.limits, raw_preview=self.raw_preview if kind is Kind.RAW else None,
                     ffmpeg=self.ffmpeg)
                 out.timings.update(out.rendered.timings)
             except DecodeError as exc:
@@ -214,7 +214,7 @@ class Indexer:
             out.timings["place"] = time.perf_counter() - t1
         return out
 
-    def _raw_preview(self, path: Path) -> bytes | None:
+    def raw_preview(self, path: Path) -> bytes | None:
         tool = self._exiftool()
         for tag in ("JpgFromRaw", "PreviewImage", "OtherImage"):
             data = tool.binary(path, tag)
