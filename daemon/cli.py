@@ -166,8 +166,10 @@ async def serve(config: Config) -> None:
 
     app = App(config)
     await app.start()
-    runner = await start_server(app, config["server.host"], config["server.port"])
+    servers = await start_server(app, config["server.host"], config["server.port"], config["server.thumbnail_port"])
     log.info("serving on http://%s:%d/", config["server.host"], config["server.port"])
+    if servers.thumbs.port:
+        log.info("thumbnails also on http://%s:%d/api/v1/t/", config["server.host"], servers.thumbs.port)
     if app.auth is not None and not await app.auth.admin_exists():
         log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
                     "(or once, POST /api/v1/setup); until then only /api/v1/health answers")
@@ -184,7 +186,7 @@ async def serve(config: Config) -> None:
     finally:
         notify.stopping()
         log.info("stopping")
-        await runner.cleanup()
+        await servers.cleanup()
         await app.stop()
 
 

@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from daemon import __version__
 from daemon.api.access import public
 from daemon.api.errors import validated
-from daemon.api.keys import APP_KEY
+from daemon.api.keys import APP_KEY, THUMB_SERVER
 
 
 class Health(BaseModel):
@@ -38,7 +38,9 @@ async def status(request: web.Request) -> r200[dict[str, Any]]:
 
     Tags: operations
     """
-    return web.json_response(await request.app[APP_KEY].status())
+    body = await request.app[APP_KEY].status()
+    body["thumbnail_server"] = request.app[THUMB_SERVER].status()
+    return web.json_response(body)
 
 
 def setup(web_app: web.Application, prefix: str) -> None:

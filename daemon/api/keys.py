@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 if TYPE_CHECKING:
+    from daemon.api.thumbserver import ThumbServer
     from daemon.app import App
 
 APP_KEY: web.AppKey["App"] = web.AppKey("shoebox_app")
+THUMB_SERVER: web.AppKey["ThumbServer"] = web.AppKey("thumb_server")

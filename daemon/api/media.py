@@ -1,4 +1,4 @@
-"""Bytes: original files (Range and ETag) and thumbnails (sendfile, immutable, made on demand).
+"""Bytes: original files (Range and ETag) and thumbnails (immutable, made on demand, hot ones from memory).
 
 Files are always found by id (a photo id and a file's index, or a thumbnail's content hash and
 a size name checked against the known sizes), never by a path a client sends, so no request
@@ -12,9 +12,7 @@ tags cannot send headers, so these routes also accept `?t=<thumbnail token>`.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import re
 import sqlite3
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -27,23 +25,24 @@ from pydantic import Field
 from daemon.api.access import requires
 from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
+from daemon.api.thumbnails import ThumbnailRequestError, ThumbnailService, check_request
 from daemon.api.photos import Uid, library_path
 from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.library.decode import DecodeError
 from daemon.library.formats import Kind
 from daemon.library.render import render_size
-from daemon.library.thumbnails import ALL_SIZES, thumb_path
+from daemon.library.thumbnails import ALL_SIZES
 
 log = logging.getLogger(__name__)
 
 IMMUTABLE = "private, max-age=31536000, immutable"
-THUMB_KEY = re.compile(r"^[0-9a-f]{8,128}$")
 ThumbKey = Annotated[str, Field(min_length=8, max_length=128, pattern=r"^[0-9a-f]+$",
                                 description="the photo's thumb_key (content hash)")]
 SizeName = Literal[tuple(ALL_SIZES)]  # type: ignore[valid-type]  # an enum in the OpenAPI document
 FileIndex = Annotated[int, Field(ge=0, le=10000, description="index in the photo's `files` list")]
-THUMBS_INFLIGHT: web.AppKey[dict[tuple[str, str], "asyncio.Future[Path]"]] = web.AppKey("thumbs_inflight")
+THUMBNAILS: web.AppKey[ThumbnailService] = web.AppKey("thumbnails")
+MAX_CACHED_THUMB = 512 * 1024  # bigger files (a fit_1920 of a busy photo) go out with sendfile
 
 
 def _app(request: web.Request) -> App:
@@ -138,28 +137,25 @@ async def _render_missing(app: App, key: str, size: str) -> Path:
 
 def check_thumbnail_request(thumb_key: str, size: str) -> None:
     """400 for a size or key the thumbnails cannot have (before any lookup or file access)."""
-    if size not in ALL_SIZES:
-        raise bad_request(f"unknown size {size!r}; sizes: {', '.join(ALL_SIZES)}", "size")
-    if not THUMB_KEY.match(thumb_key):
-        raise bad_request("thumb_key must be a lower-case hex content hash", "thumb_key")
+    try:
+        check_request(thumb_key, size)
+    except ThumbnailRequestError as exc:
+        raise bad_request(str(exc), exc.field) from None
 
 
-async def thumbnail_file(request: web.Request, thumb_key: str, size: str) -> Path:
-    """The file of a thumbnail, made now if it is missing. Duplicate requests are merged: a page
-    of <img> tags asks for the same size at once, and it is rendered once. The caller has
-    checked the request with check_thumbnail_request and decided the caller may see it."""
-    app = _app(request)
-    assert app.indexer is not None
-    path = thumb_path(app.thumbs, thumb_key, size, app.indexer.settings)
-    if path.is_file():
-        return path
-    inflight = request.app[THUMBS_INFLIGHT]
-    job = inflight.get((thumb_key, size))
-    if job is None:
-        job = asyncio.ensure_future(_render_missing(app, thumb_key, size))
-        inflight[(thumb_key, size)] = job
-        job.add_done_callback(lambda _: inflight.pop((thumb_key, size), None))
-    return await asyncio.shield(job)
+async def send_thumbnail(request: web.Request, thumb_key: str, size: str,
+                         headers: dict[str, str] | None = None) -> web.StreamResponse:
+    """A thumbnail answer: from memory when it is small (the common case), else with sendfile;
+    304 when the client already has it. The caller has checked the request with
+    check_thumbnail_request and decided the caller may see it."""
+    thumb = await request.app[THUMBNAILS].get(thumb_key, size)
+    all_headers = {"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff", **(headers or {})}
+    if thumb.body is None:
+        return web.FileResponse(thumb.path, headers=all_headers)
+    all_headers["ETag"] = thumb.etag
+    if thumb.etag in request.headers.get("If-None-Match", ""):
+        return web.Response(status=304, headers=all_headers)
+    return web.Response(body=thumb.body, content_type=thumb.content_type, headers=all_headers)
 
 
 @requires(Scope.THUMBNAILS, url_token=True)
@@ -167,17 +163,21 @@ async def thumbnail_file(request: web.Request, thumb_key: str, size: str) -> Pat
 async def thumbnail(request: web.Request, thumb_key: ThumbKey, size: SizeName, /,
                     t: str = Field("", max_length=2000, description="thumbnail token, for <img> tags")) -> r200[Any]:
     """A thumbnail by content hash and size name, made now if it is missing. Accepts the
-    thumbnail token as ?t= so <img> tags can load it.
+    thumbnail token as ?t= so <img> tags can load it. The same answer, faster, comes from the
+    thumbnail server on its own port (`server.thumbnail_port`, see /api/v1/status).
 
     Tags: files
     """
     check_thumbnail_request(thumb_key, size)
-    path = await thumbnail_file(request, thumb_key, size)
-    return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff"})
+    return await send_thumbnail(request, thumb_key, size)
 
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:
-    web_app[THUMBS_INFLIGHT] = {}
+    app = web_app[APP_KEY]
+    assert app.indexer is not None
+    web_app[THUMBNAILS] = ThumbnailService(
+        app.thumbs, app.indexer.settings, lambda key, size: _render_missing(app, key, size),
+        cache_bytes=app.config["server.thumbnail_cache_mib"] * 2**20, max_item=MAX_CACHED_THUMB)
     r = web_app.router
     r.add_get(f"{prefix}/photos/{{uid}}/original", original)
     r.add_get(f"{prefix}/photos/{{uid}}/files/{{index}}", file_by_index)

@@ -17,7 +17,8 @@ from daemon.api import live, shares, webhooks
 from daemon.api import albums, labels, people, views
 from daemon.api.access import authenticate
 from daemon.api.errors import json_errors
-from daemon.api.keys import APP_KEY
+from daemon.api.keys import APP_KEY, THUMB_SERVER
+from daemon.api.thumbserver import ThumbServer
 from daemon.api.metrics import METRICS_KEY, Metrics, metrics_view, timing
 from daemon.app import App
 
@@ -43,6 +44,8 @@ def make_web_app(app: App) -> web.Application:
     live.setup_routes(web_app, API)
     webhooks.setup_routes(web_app, API)
     for collections in (albums, views, labels, people): collections.setup_routes(web_app, API)
+    assert app.auth is not None
+    web_app[THUMB_SERVER] = ThumbServer(web_app[media.THUMBNAILS], app.auth)  # started by start_server
     openapi.setup_routes(web_app, API)
     web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))
 
@@ -54,9 +57,31 @@ def make_web_app(app: App) -> web.Application:
     return web_app
 
 
-async def start_server(app: App, host: str, port: int) -> web.AppRunner:
+class WebServers:
+    """The API server and the thumbnail server of one `shoebox serve`."""
+
+    def __init__(self, runner: web.AppRunner) -> None:
+        self.runner = runner
+        self.thumbs = runner.app[THUMB_SERVER]
+
+    async def cleanup(self) -> None:
+        await self.thumbs.stop()
+        await self.runner.cleanup()
+
+
+async def start_server(app: App, host: str, port: int, thumbnail_port: int = 0) -> WebServers:
+    """Start the API on host:port and, unless thumbnail_port is 0, the thumbnail server. A
+    thumbnail port that cannot be bound is logged and skipped: thumbnails are still served on
+    the main port, so the library stays usable."""
     runner = web.AppRunner(make_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()
     site = web.TCPSite(runner, host, port, reuse_address=True)
     await site.start()
-    return runner
+    servers = WebServers(runner)
+    if thumbnail_port:
+        try:
+            await servers.thumbs.start(host, thumbnail_port)
+        except OSError as exc:
+            log.error("the thumbnail server cannot listen on %s:%d (%s); thumbnails are served on port %d only",
+                      host, thumbnail_port, exc.strerror or exc, port)
+    return servers

@@ -26,8 +26,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from daemon.api.access import principal, public, requires
 from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
-from daemon.api.media import (IMMUTABLE, SizeName, ThumbKey, check_thumbnail_request, send_photo_file,
-                               thumbnail_file)
+from daemon.api.media import (SizeName, ThumbKey, check_thumbnail_request, send_photo_file,
+                               send_thumbnail)
 from daemon.api.photos import PhotoSummary, Uid
 from daemon.app import App
 from daemon.auth import passwords
@@ -373,9 +373,7 @@ async def shared_thumbnail(request: web.Request, token: ShareToken, thumb_key: T
     share = await _open(request, token, s)
     if not await app.db.read(lambda c: store.shares_thumb(c, share, thumb_key)):
         raise not_found("no photo has this thumbnail key")
-    path = await thumbnail_file(request, thumb_key, size)
-    return web.FileResponse(path, headers={"Cache-Control": IMMUTABLE, "X-Content-Type-Options": "nosniff",
-                                           "Referrer-Policy": "no-referrer"})
+    return await send_thumbnail(request, thumb_key, size, {"Referrer-Policy": "no-referrer"})
 
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:

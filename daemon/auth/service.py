@@ -55,6 +55,9 @@ class AuthService:
                                   thumb_ttl=self.settings.thumb_ttl)
         self.addresses = AddressLimiter(self.settings.address_failures, self.settings.lockout)
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auth-hash")
+        # Bumped by every revocation made through this service, so a cache of earlier answers
+        # (the thumbnail server's) can drop them at once instead of waiting for its expiry.
+        self.revision = 0
 
     def close(self) -> None:
         self._hasher.shutdown(wait=True)
@@ -130,6 +133,7 @@ class AuthService:
         row = await self.db.write(lambda c: sessions.rotate_refresh(c, token_hash(refresh_token), token_hash(new),
                                                                     ttl=self.settings.session_ttl))
         if isinstance(row, str):
+            self.revision += 1  # a replayed refresh token revokes its session
             raise InvalidCredentials(row)
         return self._tokens(row["uid"], row["user_id"], row["name"], row["role"], new)
 
@@ -162,6 +166,18 @@ class AuthService:
         return Principal(principal.user_id, principal.username, principal.role, frozenset({Scope.THUMBNAILS}),
                          via="thumb", session_uid=principal.session_uid)
 
+    async def thumbnail_access(self, token: str, *, in_url: bool) -> tuple[Principal, float | None]:
+        """Who may fetch thumbnails with this token (from `?t=` when in_url, else a Bearer header),
+        and when the token itself expires (epoch seconds; None for app tokens, which the database
+        ends). For the thumbnail server, which remembers the answer for a few seconds."""
+        principal = await (self.authenticate_thumb(token) if in_url else self.authenticate(token))
+        if not principal.can(Scope.THUMBNAILS):
+            raise Forbidden("this token may not fetch thumbnails")
+        expires = None
+        if not token.startswith(APP_PREFIX):
+            expires = float(self.signer.decode(token, kind=THUMB if in_url else ACCESS).expires)
+        return principal, expires
+
     async def _session_principal(self, session_uid: str, user_id: int, *, via: str) -> Principal:
         row = await self.db.read(lambda c: sessions.active_session(c, session_uid, user_id))
         if row is None:
@@ -188,12 +204,14 @@ class AuthService:
         if principal.session_uid is None:
             raise Forbidden("an app token has no session to log out of; revoke the token instead")
         await self.db.write(lambda c: sessions.revoke_session(c, principal.user_id, principal.session_uid))
+        self.revision += 1
 
     async def list_sessions(self, principal: Principal) -> list[dict[str, Any]]:
         return await self.db.read(lambda c: sessions.list_sessions(c, principal.user_id, principal.session_uid))
 
     async def revoke_session(self, principal: Principal, uid: str) -> None:
         await self.db.write(lambda c: sessions.revoke_session(c, principal.user_id, uid))
+        self.revision += 1
 
     async def create_app_token(self, principal: Principal, name: str, scopes: frozenset[Scope],
                                ttl: int | None) -> dict[str, Any]:
@@ -213,6 +231,7 @@ class AuthService:
 
     async def revoke_app_token(self, principal: Principal, uid: str) -> None:
         await self.db.write(lambda c: sessions.revoke_app_token(c, principal.user_id, uid))
+        self.revision += 1
 
 
 def _seconds_until(stamp: str) -> int:

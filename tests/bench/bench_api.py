@@ -4,7 +4,8 @@
 
 1. Thumbnails: the sample JPEGs are indexed by the real `shoebox index`; `shoebox serve` then
    serves every cached thumbnail it made, authenticated as an <img> tag is (a thumbnails-only app
-   token as `?t=`), and nginx (Debian's, started here as our own process with its own config file
+   token as `?t=`), first on its thumbnail port (daemon/api/thumbserver.py, what the web app
+   uses), then the same URLs on its API port (aiohttp); nginx (Debian's, started here as our own process with its own config file
    on a free port, sendfile on) serves the very same files. wrk (Debian) drives both on loopback
    in the same run, cycling through the same thumbnails, with the same threads and connections.
    nginx runs twice: with one worker process (like Shoebox's one event loop) and with one per
@@ -236,9 +237,12 @@ def bench_thumbnails(root: Path, *, duration: float, connections: int, threads: 
         nginx_urls = ["/" + str(p.relative_to(data / "thumbs")) for _, _, p in thumbs]
         s_script = wrk_script(root / "shoebox.lua", shoebox_urls)
         n_script = wrk_script(root / "nginx.lua", nginx_urls)
+        run_wrk("warm-up", daemon.thumbs_base, s_script, duration=2, connections=connections, threads=threads)
+        results.append(run_wrk("shoebox serve, thumbnail port", daemon.thumbs_base, s_script, duration=duration,
+                               connections=connections, threads=threads))
         run_wrk("warm-up", daemon.base, s_script, duration=2, connections=connections, threads=threads)
-        results.append(run_wrk("shoebox serve", daemon.base, s_script, duration=duration, connections=connections,
-                               threads=threads))
+        results.append(run_wrk("shoebox serve, API port (aiohttp)", daemon.base, s_script, duration=duration,
+                               connections=connections, threads=threads))
         rss_under_load = psutil.Process(daemon.proc.pid).memory_info().rss / 2**20 if daemon.proc else None
     with BareAiohttp(root, data / "thumbs") as bare:
         run_wrk("warm-up", bare.base, n_script, duration=2, connections=connections, threads=threads)
@@ -331,7 +335,7 @@ def main() -> None:
             results: list[WrkResult] = t["results"]  # type: ignore[assignment]
             print(f"\nThumbnails: {t['thumbs']} cached files ({', '.join(t['sizes'])}; mean {t['mean_kb']:.1f} KiB),"
                   f" wrk -t{args.threads} -c{args.connections} -d{args.duration:g}s on loopback")
-            table = Table(["server", "requests/s", "p50 ms", "p99 ms", "MB/s", "errors", "ratio shoebox/this"])
+            table = Table(["server", "requests/s", "p50 ms", "p99 ms", "MB/s", "errors", "thumbnail port / this"])
             ours = results[0].requests_per_s
             for r in results:
                 table.add(r.name, fmt(r.requests_per_s, 0), fmt(r.latency_p50_ms, 2), fmt(r.latency_p99_ms, 2),

@@ -145,13 +145,15 @@ class Daemon:
         self.library, self.data, self.extra = library, data, extra
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
+        self.thumbs_port = free_port()
+        self.thumbs_base = f"http://127.0.0.1:{self.thumbs_port}"
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Daemon":
         env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SHOEBOX_")}
         self.proc = subprocess.Popen(
             [*SHOEBOX, "serve", "--library", str(self.library), "--data", str(self.data), "--server-host",
-             "127.0.0.1", "--server-port", str(self.port), "--workers", "2", "--index-watch", "false",
+             "127.0.0.1", "--server-port", str(self.port), "--server-thumbnail-port", str(self.thumbs_port), "--workers", "2", "--index-watch", "false",
              "--tagging-enabled", "false", "--zeroconf-enabled", "false", *self.extra],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         deadline = time.monotonic() + 60
