@@ -85,6 +85,18 @@ class ShareCreated(ShareOut):
     path: str = Field(description="the guest API path of the link")
 
 
+class ShareUpdate(BaseModel):
+    """Only the fields sent change; null removes a title, description, expiry or password."""
+
+    model_config = ConfigDict(extra="forbid")
+    title: Optional[str] = Field(default=None, max_length=500, description="null: the album's title again")
+    description: Optional[str] = Field(default=None, max_length=20000)
+    expires_at: Optional[datetime] = Field(default=None, description="null: until revoked")
+    password: Optional[str] = Field(default=None, min_length=8, max_length=1024,
+                                    description="a new password (guests must give it again); null: none")
+    download: Optional[bool] = Field(default=None, description="guests may download the originals")
+
+
 class UnlockBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
     password: str = Field(min_length=1, max_length=1024)
@@ -198,6 +210,53 @@ async def get_share(request: web.Request, share_id: ShareId, /) -> r200[ShareOut
         share = await app.db.read(lambda c: store.get_share(c, share_id, user_id=owner))
     except store.ShareError as exc:
         raise _api_error(exc) from None
+    return web.json_response(share.owner_view())
+
+
+@requires(Scope.WRITE)
+@validated
+async def update_share(request: web.Request, share_id: ShareId, /, body: ShareUpdate) -> r200[ShareOut]:
+    """Change a link without changing its URL: title, description, expiry, password, downloads.
+    A new or removed password makes every guest give the password again.
+
+    Tags: shares
+    Status Codes:
+        200: the link as it is now
+        400: an expiry in the past, a weak password, download set to null
+        404: no such link (or not yours)
+        409: the link was revoked
+    """
+    app = _app(request)
+    assert app.db is not None and app.auth is not None
+    sent = body.model_fields_set
+    changes: dict[str, Any] = {}
+    try:
+        if "title" in sent:
+            changes["title"] = body.title
+        if "description" in sent:
+            changes["description"] = body.description
+        if "expires_at" in sent:
+            changes["expires_at"] = None if body.expires_at is None else store.expiry_text(body.expires_at)
+    except store.ShareError as exc:
+        raise _api_error(exc) from None
+    if "download" in sent:
+        if body.download is None:
+            raise bad_request("download is true or false", "download")
+        changes["download"] = body.download
+    if "password" in sent:
+        if body.password is None:
+            changes["password_hash"] = None
+        else:
+            try:
+                changes["password_hash"] = await app.auth.hash_in_thread(passwords.hash_password, body.password)
+            except passwords.WeakPassword as exc:
+                raise bad_request(str(exc), "password") from None
+    owner = _owner_filter(request)
+    try:
+        share = await app.db.write(lambda c: store.update_share(c, share_id, user_id=owner, **changes))
+    except store.ShareError as exc:
+        raise _api_error(exc) from None
+    log.info("%s changed share link %s: %s", principal(request).username, share_id, ", ".join(sorted(sent)) or "nothing")
     return web.json_response(share.owner_view())
 
 
@@ -382,6 +441,7 @@ def setup_routes(web_app: web.Application, prefix: str) -> None:
     r.add_post(f"{prefix}/shares", create_share)
     r.add_get(f"{prefix}/shares", list_shares)
     r.add_get(f"{prefix}/shares/{{share_id}}", get_share)
+    r.add_patch(f"{prefix}/shares/{{share_id}}", update_share)
     r.add_delete(f"{prefix}/shares/{{share_id}}", revoke_share)
     r.add_get(f"{prefix}/s/{{token}}", shared)
     r.add_post(f"{prefix}/s/{{token}}/unlock", unlock)

@@ -191,6 +191,30 @@ def revoke_share(conn: sqlite3.Connection, uid: str, *, user_id: int | None = No
     return get_share(conn, uid)
 
 
+UNSET: Any = object()  # "leave as it is", distinct from None ("remove")
+
+
+def update_share(conn: sqlite3.Connection, uid: str, *, user_id: int | None = None, title: Any = UNSET,
+                 description: Any = UNSET, expires_at: Any = UNSET, password_hash: Any = UNSET,
+                 download: Any = UNSET) -> Share:
+    """Change a live link in place: its token (the URL people already have) stays the same.
+    None removes a title (the album's shows again), a description, an expiry or a password.
+    A new or removed password ends the guests' password sessions, so everyone asks again."""
+    share = get_share(conn, uid, user_id=user_id)
+    if share.revoked_at is not None:
+        raise ShareError("a revoked link cannot be changed; make a new one", status=409, code="conflict")
+    changes = {k: v for k, v in (("title", title), ("description", description), ("expires_at", expires_at),
+                                  ("password_hash", password_hash)) if v is not UNSET}
+    if download is not UNSET:
+        changes["download"] = int(bool(download))
+    if changes:
+        conn.execute(f"UPDATE shares SET {', '.join(f'{k} = ?' for k in changes)} WHERE id = ?",
+                     (*changes.values(), share.id))
+    if password_hash is not UNSET:
+        conn.execute("DELETE FROM share_sessions WHERE share_id = ?", (share.id,))
+    return get_share(conn, uid)
+
+
 # -- the guest's side -----------------------------------------------------------------------------
 
 
