@@ -174,7 +174,7 @@ async def serve(config: Config) -> None:
         log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
                     "(or once, POST /api/v1/setup); until then only /api/v1/health answers")
     if app.events is not None:  # zeroconf: only once the server answers (probing takes seconds)
-        app.spawn(app.events.start_announcer(config["server.port"]), "zeroconf")
+        app.spawn(app.events.start_announcer(config["server.port"], servers.thumbs.port), "zeroconf")
     app.start_background()
     notify.ready()
     stop = asyncio.Event()

@@ -3,8 +3,9 @@ address typed in.
 
 Two services point at the web server: `_http._tcp` (what browsers and generic tools look for)
 and `_shoebox._tcp` (what a Shoebox app looks for), both with TXT `txtvers=1`, `path=/`,
-`version`, `api=/api/v1` and `id` (the library's stable instance id, so a client can tell two
-Shoeboxes apart and recognise one whose address changed). Registered only once the HTTP server
+`version`, `api=/api/v1`, `id` (the library's stable instance id, so a client can tell two
+Shoeboxes apart and recognise one whose address changed) and, when the thumbnail server runs,
+`thumbs` (its port). Registered only once the HTTP server
 listens; a name already taken on the network gets a number (`Shoebox-2`); the addresses are
 checked every `poll` seconds (a DHCP renewal, Wi-Fi and Ethernet swapped) and the records
 updated; everything is withdrawn on shutdown so clients do not keep a dead entry.
@@ -77,8 +78,10 @@ class Announcer:
     """Registers, keeps current and withdraws Shoebox's zeroconf services."""
 
     def __init__(self, *, port: int, instance_id: str, version: str, name: str = "Shoebox",
-                 interfaces: list[str] | None = None, poll: float = 30.0, hostname: str | None = None) -> None:
+                 interfaces: list[str] | None = None, poll: float = 30.0, hostname: str | None = None,
+                 thumbnail_port: int | None = None) -> None:
         self.port = port
+        self.thumbnail_port = thumbnail_port
         self.instance_id = instance_id
         self.version = version
         self.name = name.replace(".", " ").strip() or "Shoebox"
@@ -91,7 +94,10 @@ class Announcer:
         self._task: asyncio.Task[None] | None = None
 
     def properties(self) -> dict[str, str]:
-        return {"txtvers": "1", "path": "/", "version": self.version, "api": "/api/v1", "id": self.instance_id}
+        txt = {"txtvers": "1", "path": "/", "version": self.version, "api": "/api/v1", "id": self.instance_id}
+        if self.thumbnail_port:
+            txt["thumbs"] = str(self.thumbnail_port)
+        return txt
 
     def current_addresses(self) -> list[str]:
         return list(self.interfaces) if self.interfaces is not None else host_addresses()

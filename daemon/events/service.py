@@ -227,15 +227,16 @@ class EventService:
                                        user_agent=f"Shoebox/{__version__}")
         await self.webhooks.start()
 
-    async def start_announcer(self, port: int) -> None:
-        """zeroconf, once the HTTP server listens on `port`."""
+    async def start_announcer(self, port: int, thumbnail_port: int | None = None) -> None:
+        """zeroconf, once the HTTP server listens on `port` (and the thumbnail server on thumbnail_port)."""
         from daemon.events.mdns import Announcer, parse_interfaces
 
         cfg = self.app.config
         if not cfg["zeroconf.enabled"]:
             return
         self.announcer = Announcer(port=port, instance_id=self.instance_id, version=__version__,
-                                   name=cfg["zeroconf.name"], interfaces=parse_interfaces(cfg["zeroconf.interfaces"]))
+                                   name=cfg["zeroconf.name"], interfaces=parse_interfaces(cfg["zeroconf.interfaces"]),
+                                   thumbnail_port=thumbnail_port)
         try:
             await self.announcer.start()
         except OSError as exc:  # no multicast-capable interface: serve anyway, say why

@@ -144,11 +144,12 @@ def env() -> dict[str, str]:
 
 
 def serve(library: Path, data: Path, broker_port: int | None, *extra: str, http_port: int | None = None,
-          log: Path | None = None) -> subprocess.Popen[bytes]:
+          thumbs_port: int | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
     """`shoebox serve` as a user runs it, MQTT on when a broker port is given, zeroconf off
     unless asked for, tagging off unless asked for (faster, and not what these tests are about)."""
     args = [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
-            "--server-port", str(http_port or free_port()), "--workers", "1", "--zeroconf-enabled", "false",
+            "--server-port", str(http_port or free_port()), "--server-thumbnail-port", str(thumbs_port or free_port()),
+            "--workers", "1", "--zeroconf-enabled", "false",
             "--tagging-enabled", "false", "--index-rescan-interval", "0"]
     if broker_port is not None:
         args += ["--mqtt-enabled", "true", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker_port),

@@ -48,17 +48,18 @@ async def browse(seconds: float, wanted: int) -> dict[str, list[str]]:
 
 
 async def test_a_browser_finds_both_services_with_their_txt_records(library: Path, tmp_path: Path) -> None:
-    port = free_port()
+    port, thumbs_port = free_port(), free_port()
     data = tmp_path / "data"
     proc = serve(library, data, None, "--zeroconf-enabled", "true", "--zeroconf-interfaces", "127.0.0.1",
-                 "--zeroconf-name", "Shoebox test", http_port=port, log=tmp_path / "serve.log")
+                 "--zeroconf-name", "Shoebox test", http_port=port, thumbs_port=thumbs_port, log=tmp_path / "serve.log")
     try:
         found = await browse(30, wanted=2)
         assert set(found) == {"Shoebox test._http._tcp.local.", "Shoebox test._shoebox._tcp.local."}, found
         instance = query(data, "SELECT value FROM meta WHERE key = 'instance.id'")[0][0]
         for name, (svc_port, txt, addresses) in found.items():
             assert svc_port == port and addresses == ["127.0.0.1"]
-            assert txt == {"txtvers": "1", "path": "/", "version": __version__, "api": "/api/v1", "id": instance}
+            assert txt == {"txtvers": "1", "path": "/", "version": __version__, "api": "/api/v1", "id": instance,
+                           "thumbs": str(thumbs_port)}
         # what it points at is the web server, already answering
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/v1/health", timeout=5) as resp:
             assert resp.status == 200
