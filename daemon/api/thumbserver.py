@@ -10,7 +10,8 @@ more parallel connections for images (a second origin) as a bonus. The main port
 the same URLs (compatibility, reverse proxies with one upstream).
 
 What it speaks: HTTP/1.0 and 1.1, GET and HEAD, keep-alive, pipelining (answers in order),
-If-None-Match (304). Parsing is httptools (llhttp, the parser of Node.js and uvicorn), not
+If-None-Match (304). Thumbnails in the memory cache are written from it; bigger ones go out with
+sendfile. Parsing is httptools (llhttp, the parser of Node.js and uvicorn), not
 hand-written. Everything else gets the API's JSON error shape and, when the stream cannot be
 trusted any more, a closed connection.
 
@@ -32,6 +33,7 @@ import time
 from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
+from pathlib import Path
 from typing import Any
 from urllib.parse import unquote
 
@@ -116,6 +118,15 @@ class _HttpDate:
         return self._value
 
 
+@dataclass(frozen=True, slots=True)
+class _FileAnswer:
+    """An answer whose body goes out with sendfile (a thumbnail too big for the memory cache)."""
+
+    head: bytes
+    path: Path
+    size: int
+
+
 @dataclass(slots=True)
 class _Request:
     method: bytes
@@ -175,8 +186,10 @@ class ThumbServer:
             lines.append(b"Connection: close")
         return b"\r\n".join(lines) + b"\r\n\r\n"
 
-    def thumb_answer(self, req: _Request, thumb: Thumb, body: bytes) -> bytes:
-        if req.if_none_match is None and req.method == b"GET":  # the hot path: a prepared head
+    def thumb_answer(self, req: _Request, thumb: Thumb, body: bytes, length: int | None = None) -> bytes:
+        """The answer to a thumbnail request: 304, or the head (with `length`, default len(body))
+        followed by body unless it is a HEAD request."""
+        if length is None and req.if_none_match is None and req.method == b"GET":  # the hot path: a prepared head
             start = self._heads.get((thumb.path, len(body)))
             if start is None:
                 if len(self._heads) >= MAX_GRANTS:
@@ -192,7 +205,7 @@ class ThumbServer:
         if req.if_none_match is not None and etag in req.if_none_match:
             return self.head(304, headers, 0, req.keep_alive)
         headers.insert(0, (b"Content-Type", thumb.content_type.encode()))
-        head = self.head(200, headers, len(body), req.keep_alive)
+        head = self.head(200, headers, len(body) if length is None else length, req.keep_alive)
         return head if req.method == b"HEAD" else head + body
 
     def error_answer(self, req: _Request | None, status: int, code: str, message: str, *,
@@ -235,7 +248,7 @@ class ThumbServer:
                 return self.thumb_answer(req, thumb, thumb.body)
         return None
 
-    async def answer_later(self, req: _Request) -> bytes:
+    async def answer_later(self, req: _Request) -> "bytes | _FileAnswer":
         """The slow path: check the token against the database, read or make the thumbnail."""
         path, _, query = req.url.partition(b"?")
         m = PATH.match(path.decode("latin-1"))
@@ -245,10 +258,11 @@ class ThumbServer:
         try:
             await self.grants.check(token, in_url)
             thumb = await self.thumbnails.get(m.group(1), m.group(2))
-            body = thumb.body
-            if body is None:  # too big to keep: read it for this answer only, off the event loop
-                body = await asyncio.get_running_loop().run_in_executor(None, thumb.path.read_bytes)
-            return self.thumb_answer(req, thumb, body)
+            if thumb.body is None and req.method == b"GET" and not (
+                    req.if_none_match is not None and thumb.etag.encode() in req.if_none_match):
+                head = self.thumb_answer(req, thumb, b"", length=thumb.size)  # too big to keep: sendfile
+                return _FileAnswer(head, thumb.path, thumb.size)
+            return self.thumb_answer(req, thumb, thumb.body or b"", length=thumb.size)
         except AuthError as exc:
             extra = [(b"WWW-Authenticate", b"Bearer")] if exc.status == 401 else None
             return self.error_answer(req, exc.status, exc.code, exc.message, extra=extra)
@@ -279,8 +293,9 @@ class _Connection(asyncio.Protocol):
         self.server = server
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
-        self.pending: deque[asyncio.Future[bytes] | bytes] = deque()
+        self.pending: deque[asyncio.Future[bytes | _FileAnswer] | bytes] = deque()
         self.closing = False
+        self.sending_file = False
         self.reading_paused = False
         self.writing_paused = False
         self._timer: asyncio.TimerHandle | None = None
@@ -399,7 +414,7 @@ class _Connection(asyncio.Protocol):
 
     def _flush(self) -> None:
         transport = self.transport
-        if transport is None or transport.is_closing():
+        if transport is None or transport.is_closing() or self.sending_file:
             return
         while self.pending:
             head = self.pending[0]
@@ -411,6 +426,10 @@ class _Connection(asyncio.Protocol):
                     continue
                 head = head.result()
             self.pending.popleft()
+            if isinstance(head, _FileAnswer):
+                self.sending_file = True  # the answers behind it wait until the file is out
+                asyncio.ensure_future(self._send_file(head))
+                return
             transport.write(head)
         if self.closing:
             transport.close()
@@ -418,6 +437,27 @@ class _Connection(asyncio.Protocol):
         self._maybe_resume_reading()
         if not self.in_message:
             self._arm(self.server.idle_timeout)
+
+    async def _send_file(self, answer: _FileAnswer) -> None:
+        """The head, then the file with sendfile (the kernel copies it; asyncio pauses reading
+        meanwhile). A file that vanished or a client that left closes the connection: the head
+        is already out, so no error answer is possible."""
+        assert self.transport is not None
+        loop = asyncio.get_running_loop()
+        try:
+            f = await loop.run_in_executor(None, answer.path.open, "rb")
+            try:
+                self.transport.write(answer.head)
+                await loop.sendfile(self.transport, f, 0, answer.size)
+            finally:
+                f.close()
+        except (OSError, RuntimeError) as exc:
+            log.info("thumbnail server: sending %s stopped: %s", answer.path.name, exc)
+            self.sending_file = False
+            self.close()
+            return
+        self.sending_file = False
+        self._flush()
 
     def _fail(self, status: int, code: str, message: str) -> None:
         """The byte stream is not trustworthy any more: answer (after earlier answers) and close."""
@@ -446,6 +486,9 @@ class _Connection(asyncio.Protocol):
 
     def _timeout(self) -> None:
         if self.closing:
+            return
+        if self.sending_file:  # a big file to a slow client is not idleness
+            self._arm(self.server.idle_timeout)
             return
         if self.in_message:
             self._fail(408, "timeout", f"the request did not arrive within {self.server.header_timeout:g} s")

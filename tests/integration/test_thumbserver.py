@@ -172,6 +172,30 @@ async def test_keep_alive_and_pipelined_requests_are_answered_in_order(copy: tup
         assert answers[-1][1].get("connection") == "close"
 
 
+async def test_thumbnails_too_big_for_memory_go_out_with_sendfile_in_order(copy: tuple[Path, Path]) -> None:
+    data = copy[1]
+    async with thumb_api(copy) as (app, client, server, base):
+        server.thumbnails.cache.max_item = 1024  # every thumbnail counts as big here
+        await add_user(app, "ann", Role.VIEWER)
+        token = (await login(client, "ann"))["thumb_token"]
+        keys = [r[0] for r in await app.db.fetchall("SELECT thumb_key FROM photos ORDER BY id LIMIT 2")]
+        wanted = [(keys[0], "fit_720"), (keys[1], "tile_224"), (keys[0], "tile_224")]
+        files = [thumb_path(data / "thumbs", k, s, ThumbSettings()) for k, s in wanted]
+        payload = b"".join(f"GET /api/v1/t/{k}/{s}?t={token} HTTP/1.1\r\nHost: x\r\n{extra}\r\n".encode()
+                           for (k, s), extra in zip(wanted, ["", "", "Connection: close\r\n"]))
+        answers = split_answers(await raw_exchange(server.port, payload))
+        assert [a[0] for a in answers] == [200, 200, 200]
+        assert [a[2] for a in answers] == [f.read_bytes() for f in files]
+        assert len(server.thumbnails.cache) == 0 and server.status()["served_from_memory"] == 0
+        async with aiohttp.ClientSession() as http:
+            async with http.head(f"{base}/api/v1/t/{keys[0]}/fit_720", params={"t": token}) as r:
+                assert r.status == 200 and int(r.headers["Content-Length"]) == files[0].stat().st_size
+                etag = r.headers["ETag"]
+            async with http.get(f"{base}/api/v1/t/{keys[0]}/fit_720", params={"t": token},
+                                headers={"If-None-Match": etag}) as r:
+                assert r.status == 304
+
+
 async def test_abusive_requests_get_an_error_and_a_closed_connection(copy: tuple[Path, Path]) -> None:
     async with thumb_api(copy, header_timeout=0.5, idle_timeout=1.0) as (app, client, server, base):
         port = server.port
