@@ -26,6 +26,7 @@ OpenAPI document through `_documented`.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
 import os
@@ -73,6 +74,9 @@ class UploadState:
     layout: str
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     in_flight: dict[str, str] = field(default_factory=dict)  # sha1 -> library path, stored but not yet indexed
+    # sha1 -> set once the upload that stored it has scanned it in (its file row exists): a
+    # concurrent duplicate waits for this before it reads that row
+    scanned: dict[str, asyncio.Event] = field(default_factory=dict)
     waiters: dict[int, list[asyncio.Future[None]]] = field(default_factory=dict)  # file id -> futures
 
     def on_stored(self, outcome: Any) -> None:
@@ -94,6 +98,7 @@ class Staged:
     size: int = 0
     path: str | None = None  # where it was stored, relative to the library
     duplicate_of: str | None = None  # library path of the same content
+    scanned: asyncio.Event | None = None  # for a duplicate of an upload still in flight
 
 
 class UploadedItem(BaseModel):
@@ -257,6 +262,8 @@ async def _store(app: App, state: UploadState, staged: list[Staged]) -> list[str
         for item in staged:
             if item.duplicate_of is None:
                 item.duplicate_of = seen.get(item.sha1) or state.in_flight.get(item.sha1) or await _existing(app, item.sha1)
+                if item.sha1 in state.in_flight and item.sha1 not in seen:
+                    item.scanned = state.scanned.get(item.sha1)
             if item.duplicate_of is not None:
                 await asyncio.to_thread(item.writer.discard)
                 continue
@@ -271,6 +278,7 @@ async def _store(app: App, state: UploadState, staged: list[Staged]) -> list[str
             item.path = f"{rel_folder}/{target.name}"
             seen[item.sha1] = item.path
             state.in_flight[item.sha1] = item.path
+            state.scanned[item.sha1] = asyncio.Event()
             if rel_folder not in folders:
                 folders.append(rel_folder)
     return folders
@@ -385,8 +393,19 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 await asyncio.to_thread(item.writer.discard)
     stored = [item for item in staged if item.path is not None]
     try:
-        if folders:
-            await app.scan(only=[os.fsencode(f) for f in folders])
+        try:
+            if folders:
+                await app.scan(only=[os.fsencode(f) for f in folders])
+        finally:
+            for item in stored:
+                if (event := state.scanned.pop(item.sha1, None)) is not None:
+                    event.set()
+        # a duplicate of another request's upload: wait until that one has made its file row
+        pending = [item.scanned.wait() for item in staged if item.scanned is not None]
+        if pending:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(cfg["import.upload_wait"]):
+                    await asyncio.gather(*pending)
         waited_for = [p for p in {item.path or item.duplicate_of for item in staged} if p]
         paused = request.app[INDEX_CONTROL].paused
         await _wait_indexed(app, state, waited_for, 0.0 if paused else cfg["import.upload_wait"])
