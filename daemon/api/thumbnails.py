@@ -137,8 +137,13 @@ class ThumbnailService:
         if job is None:
             job = asyncio.ensure_future(self._load(thumb_key, size))
             self._inflight[key] = job
-            job.add_done_callback(lambda _: self._inflight.pop(key, None))
+            job.add_done_callback(lambda done: self._finished(key, done))
         return await asyncio.shield(job)
+
+    def _finished(self, key: tuple[str, str], job: "asyncio.Future[Thumb]") -> None:
+        self._inflight.pop(key, None)
+        if not job.cancelled():
+            job.exception()  # retrieved here too: every requester may have gone before it failed
 
     async def _load(self, thumb_key: str, size: str) -> Thumb:
         path = thumb_path(self.root, thumb_key, size, self.settings)
