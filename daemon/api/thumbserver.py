@@ -135,6 +135,8 @@ class _Request:
     authorization: bytes | None
     if_none_match: bytes | None
     error: tuple[int, str, str] | None  # (status, code, message) found while parsing
+    # (thumb_key, size, token, token_in_url), set by answer_now for the slow path
+    target: tuple[str, str, str, bool] | None = None
 
 
 class ThumbServer:
@@ -246,18 +248,16 @@ class ThumbServer:
             if thumb is not None and thumb.body is not None:
                 self.fast += 1
                 return self.thumb_answer(req, thumb, thumb.body)
+        req.target = (key, size, token, in_url)
         return None
 
     async def answer_later(self, req: _Request) -> "bytes | _FileAnswer":
         """The slow path: check the token against the database, read or make the thumbnail."""
-        path, _, query = req.url.partition(b"?")
-        m = PATH.match(path.decode("latin-1"))
-        assert m is not None
-        token, in_url = self.token_of(req, query)
-        assert token is not None
+        assert req.target is not None
+        key, size, token, in_url = req.target
         try:
             await self.grants.check(token, in_url)
-            thumb = await self.thumbnails.get(m.group(1), m.group(2))
+            thumb = await self.thumbnails.get(key, size)
             if thumb.body is None and req.method == b"GET" and not (
                     req.if_none_match is not None and thumb.etag.encode() in req.if_none_match):
                 head = self.thumb_answer(req, thumb, b"", length=thumb.size)  # too big to keep: sendfile
