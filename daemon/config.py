@@ -144,6 +144,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("index", "nice", "int", 10,
             "How much worker threads lower their own priority (Linux nice, per thread) so the web server answers first.", 0, 19),
     Setting("index", "watch", "bool", True, "Pick up new and changed files within seconds (inotify) while serving."),
+    Setting("server", "web_root", "path", Path(__file__).resolve().parent.parent / "web" / "dist",
+            "The built web app that is served at / (`make web` builds web/dist; without it the API still works)."),
     Setting("index", "rescan_interval", "int", 3600,
             "Seconds between full rescans while serving (catches what the watcher missed); 0 turns them off.", 0, 604800),
     Setting("index", "scan_on_start", "bool", True, "Scan the library when `shoebox serve` starts."),

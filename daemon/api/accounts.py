@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal, Optional
+from typing import Any, Literal, Optional
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204
@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from daemon.api.access import principal, public
 from daemon.api.errors import validated
 from daemon.api.keys import APP_KEY
+from daemon.auth.errors import InvalidCredentials
 from daemon.auth.roles import parse_scopes
 from daemon.auth.service import AuthService
 
@@ -21,10 +22,14 @@ Password = Field(min_length=1, max_length=1024)
 class LoginBody(BaseModel):
     username: str = Name
     password: str = Password
+    refresh_in: Literal["body", "cookie"] = Field(
+        default="body", description="cookie: the refresh token only in the HttpOnly cookie, not in the answer (web app)")
 
 
 class RefreshBody(BaseModel):
-    refresh_token: str = Field(min_length=1, max_length=200)
+    refresh_token: Optional[str] = Field(
+        default=None, min_length=1, max_length=200,
+        description="the refresh token; leave it out to use the `shoebox_refresh` cookie that login set")
 
 
 class SetupBody(BaseModel):
@@ -88,6 +93,24 @@ class SetupState(BaseModel):
     needed: bool
 
 
+#: The web app's refresh token: HttpOnly (no script reads it), SameSite=Strict (no other site's
+#: page sends it) and scoped to the auth routes (no image or API request carries it).
+REFRESH_COOKIE = "shoebox_refresh"
+COOKIE_PATH = "/api/v1/auth"
+
+
+def _with_refresh_cookie(request: web.Request, tokens: dict[str, Any], *, in_body: bool) -> web.Response:
+    """Answer the tokens and keep the refresh token in the cookie as well, so a browser can
+    restore its session after a reload without any script ever holding the refresh token."""
+    cookie_value = tokens["refresh_token"]
+    if not in_body:
+        tokens = {**tokens, "refresh_token": ""}
+    response = web.json_response(tokens)
+    response.set_cookie(REFRESH_COOKIE, cookie_value, path=COOKIE_PATH, httponly=True, samesite="Strict",
+                        secure=request.secure, max_age=_auth(request).settings.session_ttl)
+    return response
+
+
 def _auth(request: web.Request) -> AuthService:
     auth = request.app[APP_KEY].auth
     assert auth is not None
@@ -108,7 +131,7 @@ async def login(request: web.Request, body: LoginBody) -> r200[Tokens]:
     """
     tokens = await _auth(request).login(body.username, body.password, address=request.remote or "?",
                                         user_agent=request.headers.get("User-Agent"))
-    return web.json_response(tokens)
+    return _with_refresh_cookie(request, tokens, in_body=body.refresh_in == "body")
 
 
 @public
@@ -119,7 +142,11 @@ async def refresh(request: web.Request, body: RefreshBody) -> r200[Tokens]:
 
     Tags: auth
     """
-    return web.json_response(await _auth(request).refresh(body.refresh_token))
+    token = body.refresh_token or request.cookies.get(REFRESH_COOKIE)
+    if not token:
+        raise InvalidCredentials("no refresh token: send refresh_token, or log in again")
+    tokens = await _auth(request).refresh(token)
+    return _with_refresh_cookie(request, tokens, in_body=body.refresh_token is not None)
 
 
 @validated
@@ -129,7 +156,9 @@ async def logout(request: web.Request) -> r204:
     Tags: auth
     """
     await _auth(request).logout(principal(request))
-    return web.Response(status=204)
+    response = web.Response(status=204)
+    response.del_cookie(REFRESH_COOKIE, path=COOKIE_PATH)
+    return response
 
 
 @validated

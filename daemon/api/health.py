@@ -6,7 +6,7 @@ from typing import Any, Union
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r503
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from daemon import __version__
 from daemon.api.access import public
@@ -17,6 +17,7 @@ from daemon.api.keys import APP_KEY, THUMB_SERVER
 class Health(BaseModel):
     status: str
     version: str
+    thumbnail_port: int = Field(description="the thumbnail server's port on this host; 0 when it is off")
 
 
 @public
@@ -28,7 +29,9 @@ async def health(request: web.Request) -> Union[r200[Health], r503[Health]]:
     """
     app = request.app[APP_KEY]
     ok = app.db is not None
-    return web.json_response({"status": "ok" if ok else "starting", "version": __version__},
+    thumbs = request.app[THUMB_SERVER]
+    return web.json_response({"status": "ok" if ok else "starting", "version": __version__,
+                              "thumbnail_port": thumbs.port or 0},
                              status=200 if ok else 503)
 
 

@@ -15,6 +15,7 @@ from daemon.api import accounts, health, media, openapi, photos
 from daemon.api import index_control, uploads
 from daemon.api import live, shares, webhooks
 from daemon.api import albums, labels, people, views
+from daemon.api import timeline, webapp
 from daemon.api.access import authenticate
 from daemon.api.errors import json_errors
 from daemon.api.keys import APP_KEY, THUMB_SERVER
@@ -48,6 +49,8 @@ def make_web_app(app: App) -> web.Application:
     web_app[THUMB_SERVER] = ThumbServer(web_app[media.THUMBNAILS], app.auth)  # started by start_server
     openapi.setup_routes(web_app, API)
     web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))
+    timeline.setup_routes(web_app, API)
+    webapp.setup_routes(web_app, cfg["server.web_root"], cfg["server.thumbnail_port"])  # last: a catch-all
 
     async def forget_listener(_: web.Application) -> None:
         if metrics.job_done in app.listeners:

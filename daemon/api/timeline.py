@@ -1,0 +1,205 @@
+"""The routes the web app's timeline, map and search box need (GET only, `read`).
+
+- `/timeline/months`: every month with its count, for the whole library in one call (the
+  scroll height and the scrubber); `/timeline/months/{month}`: one month's photos.
+- `/map/clusters`: geotagged photos of a viewport grouped on a grid for the zoom;
+  `/map/points`: the same as compact rows while there are few; `/map/photos`: the photos in a box.
+- `/search/suggest`: completions of the word being typed.
+
+Each takes the search language in `q`, compiled by daemon.search, so a filtered timeline or map
+shows exactly what a search shows; the SQL lives in daemon.store.timeline.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Annotated, Any, Callable, Optional, TypeVar
+
+from aiohttp import web
+from aiohttp_pydantic.oas.typing import r200
+from pydantic import BaseModel, Field
+
+from daemon.api.access import requires
+from daemon.api.errors import ApiError, bad_request, validated
+from daemon.api.keys import APP_KEY
+from daemon.api.photos import PhotoSummary
+from daemon.auth.roles import Scope
+from daemon.search import MAX_QUERY_CHARS, SearchError
+from daemon.search.compiler import Compiled, compile
+from daemon.search.parser import parse
+from daemon.search.suggest import suggest as complete
+from daemon.store import timeline
+
+T = TypeVar("T")
+Query = Field("", max_length=MAX_QUERY_CHARS, description="the search language; empty: the whole library")
+Month = Annotated[str, Field(pattern=r"^(\d{4}-(0[1-9]|1[0-2])|undated)$", description="YYYY-MM, or `undated`")]
+
+
+class MonthCount(BaseModel):
+    month: str
+    count: int
+
+
+class Months(BaseModel):
+    total: int
+    months: list[MonthCount] = Field(description="newest first")
+    undated: int = Field(description="photos without a usable date (shown after the oldest month)")
+
+
+class MonthPhotos(BaseModel):
+    month: str
+    photos: list[PhotoSummary] = Field(description="newest first")
+
+
+class Cluster(BaseModel):
+    count: int
+    lat: float
+    lng: float
+    photo: str = Field(description="a photo of the cluster (the photo itself when count is 1)")
+    thumb_key: Optional[str] = None
+    bounds: Optional[list[float]] = Field(default=None, description="[west, south, east, north] of its photos")
+
+
+class Clusters(BaseModel):
+    zoom: int
+    cell: float = Field(description="grid cell in degrees")
+    count: int
+    clusters: list[Cluster]
+
+
+class Points(BaseModel):
+    count: int
+    truncated: bool = Field(description="more photos than `limit`: ask for /map/clusters instead")
+    points: list[list[Any]] = Field(description="[id, lat, lng, thumb_key], newest first")
+
+
+class BoxPhotos(BaseModel):
+    photos: list[PhotoSummary]
+
+
+class Suggestion(BaseModel):
+    kind: str = Field(description="filter, label, person, place, camera or album")
+    value: str
+    insert: str = Field(description="the text that replaces the word being typed")
+    count: Optional[int] = None
+    help: Optional[str] = None
+
+
+class Suggestions(BaseModel):
+    suggestions: list[Suggestion]
+
+
+async def _read(request: web.Request, q: str, fn: Callable[[sqlite3.Connection, Compiled], T]) -> T:
+    """Compile `q` and run fn on a reader; a bad query is a 400 naming the filter at fault."""
+    app = request.app[APP_KEY]
+    assert app.db is not None
+
+    def run(conn: sqlite3.Connection) -> T:
+        return fn(conn, compile(parse(q), conn=conn))
+
+    try:
+        return await app.db.read(run)
+    except SearchError as exc:
+        raise ApiError(400, "bad_query", exc.message, {"field": exc.key, "value": exc.value}) from None
+
+
+def _box(west: float, south: float, east: float, north: float) -> timeline.Box:
+    box = timeline.valid_box(west, south, east, north)
+    if box is None:
+        raise bad_request("the viewport must be west,east in -180..180 and south <= north in -90..90",
+                          field="north")
+    return box
+
+
+@requires(Scope.READ)
+@validated
+async def months(request: web.Request, q: str = Query) -> r200[Months]:
+    """Every month with photos and its count, newest first, for the whole library (or a search)
+    in one call: enough to size the timeline and its scrubber before any photo is loaded.
+
+    Tags: timeline
+    """
+    return web.json_response(await _read(request, q, timeline.month_buckets))
+
+
+@requires(Scope.READ)
+@validated
+async def month(request: web.Request, month: Month, /, q: str = Query) -> r200[MonthPhotos]:
+    """The photos of one month (`undated`: those without a date), newest first, with what a grid
+    needs to lay them out (width, height, blurhash placeholder, thumb_key).
+
+    Tags: timeline
+    """
+    photos = await _read(request, q, lambda c, compiled: timeline.month_photos(c, compiled, month))
+    return web.json_response({"month": month, "photos": photos})
+
+
+@requires(Scope.READ)
+@validated
+async def map_clusters(request: web.Request, q: str = Query, zoom: int = Field(2, ge=0, le=22),
+                       west: float = Field(-180.0, ge=-180, le=180), south: float = Field(-90.0, ge=-90, le=90),
+                       east: float = Field(180.0, ge=-180, le=180), north: float = Field(90.0, ge=-90, le=90)
+                       ) -> r200[Clusters]:
+    """Geotagged photos in a viewport, grouped on a grid that gets finer with the zoom; a
+    cluster of one is a single photo. Works for a million photos: the work is one indexed pass
+    over the viewport.
+
+    Tags: map
+    """
+    box = _box(west, south, east, north)
+    return web.json_response(await _read(request, q, lambda c, compiled: timeline.map_clusters(c, compiled, box, zoom)))
+
+
+@requires(Scope.READ)
+@validated
+async def map_points(request: web.Request, q: str = Query, limit: int = Field(20000, ge=1, le=100000),
+                     west: float = Field(-180.0, ge=-180, le=180), south: float = Field(-90.0, ge=-90, le=90),
+                     east: float = Field(180.0, ge=-180, le=180), north: float = Field(90.0, ge=-90, le=90)
+                     ) -> r200[Points]:
+    """Geotagged photos as compact rows `[id, lat, lng, thumb_key]` for clustering on the
+    device; at most `limit` (then `truncated`, and /map/clusters is the better call).
+
+    Tags: map
+    """
+    box = _box(west, south, east, north)
+    return web.json_response(await _read(request, q, lambda c, compiled: timeline.map_points(c, compiled, box, limit)))
+
+
+@requires(Scope.READ)
+@validated
+async def map_photos(request: web.Request, q: str = Query, limit: int = Field(200, ge=1, le=1000),
+                     west: float = Field(-180.0, ge=-180, le=180), south: float = Field(-90.0, ge=-90, le=90),
+                     east: float = Field(180.0, ge=-180, le=180), north: float = Field(90.0, ge=-90, le=90)
+                     ) -> r200[BoxPhotos]:
+    """The photos inside a box (a cluster's `bounds`), newest first.
+
+    Tags: map
+    """
+    box = _box(west, south, east, north)
+    photos = await _read(request, q, lambda c, compiled: timeline.map_photos(c, compiled, box, limit))
+    return web.json_response({"photos": photos})
+
+
+@requires(Scope.READ)
+@validated
+async def suggest(request: web.Request, prefix: str = Field("", max_length=200),
+                  limit: int = Field(10, ge=1, le=50)) -> r200[Suggestions]:
+    """Completions for the word being typed in the search box: filter names (`lab` → `label:`),
+    and values of labels, people, albums, places and cameras (`label:be` → `label:beach`).
+
+    Tags: search
+    """
+    app = request.app[APP_KEY]
+    assert app.db is not None
+    found = await app.db.read(lambda c: complete(c, prefix, limit))
+    return web.json_response({"suggestions": found})
+
+
+def setup_routes(web_app: web.Application, prefix: str) -> None:
+    r = web_app.router
+    r.add_get(f"{prefix}/timeline/months", months)
+    r.add_get(f"{prefix}/timeline/months/{{month}}", month)
+    r.add_get(f"{prefix}/map/clusters", map_clusters)
+    r.add_get(f"{prefix}/map/points", map_points)
+    r.add_get(f"{prefix}/map/photos", map_photos)
+    r.add_get(f"{prefix}/search/suggest", suggest)
