@@ -211,6 +211,9 @@ SCHEMA: tuple[Setting, ...] = (
             "Seconds before the first retry of a failed delivery; doubled each time, with jitter.", 0.1, 3600),
     Setting("webhooks", "retry_max", "float", 3600.0, "Longest wait between two retries, in seconds.", 1, 86400),
     Setting("webhooks", "concurrency", "int", 4, "Webhook requests in flight at once, over all subscriptions.", 1, 64),
+    Setting("webhooks", "allow_private_targets", "str", "",
+            "Loopback, link-local and other non-routable webhook targets allowed anyway: addresses, networks (CIDR) "
+            "or address:port pairs separated by commas, or \"all\" (LAN ranges are always allowed)."),
     Setting("zeroconf", "enabled", "bool", True, "Announce Shoebox on the local network (mDNS/DNS-SD, _http._tcp and _shoebox._tcp)."),
     Setting("zeroconf", "name", "str", "Shoebox", "Service name shown to browsers and apps (a number is added if it is taken)."),
     Setting("zeroconf", "interfaces", "str", "all",
@@ -223,6 +226,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("auth", "address_failures", "int", 20,
             "Failed logins from one address within `lockout` seconds after which it must wait.", 1, 10000),
     Setting("auth", "lockout", "int", 900, "Seconds a locked account or address waits before trying again.", 1, 86400),
+    Setting("auth", "app_token_days", "int", 365,
+            "Days an app token is valid when its maker gives no expiry (0: until revoked).", 0, 3650),
     Setting("metrics", "public", "bool", False, "Serve /metrics without credentials (for a Prometheus on a trusted network)."),
     Setting("log", "level", "choice", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )

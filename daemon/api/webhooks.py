@@ -4,6 +4,12 @@ The store functions live in daemon.events.webhooks (the `shoebox webhooks` comma
 ones); this module only validates, answers JSON and tells the running WebhookManager to pick the
 change up at once, instead of at its next reload a few seconds later. The secret is returned
 once, when the subscription is made (generated if none is given); listings show "***".
+
+Least information: only admins reach these routes, and even they get URLs with credentials
+masked (user:password@, token=/key=/secret=/sig= values, random path segments: "***"). A target
+on loopback, link-local or another non-routable address is refused with a 400 when the
+subscription is made or its URL changed, unless `[webhooks] allow_private_targets` allows it
+(daemon.events.targets; every delivery checks again).
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.events import webhooks as store
+from daemon.events.targets import TargetRefused
+from daemon.redaction import mask_url
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +59,7 @@ class WebhookChanges(BaseModel):
 
 class WebhookOut(BaseModel):
     id: int
-    url: str
+    url: str = Field(description="the URL with credentials in it masked as ***")
     events: list[str]
     secret: str = Field(description='"***": the secret is shown only when the subscription is made')
     enabled: bool
@@ -90,6 +98,24 @@ def _error(exc: store.WebhookError, field: str | None = None) -> ApiError:
     return ApiError(400, "bad_request", message, {"field": field})
 
 
+async def _check_target(request: web.Request, url: str) -> None:
+    """400 for a URL whose host resolves to an address webhooks may not reach. A host that does
+    not resolve now is accepted (a receiver may be offline); each delivery checks again."""
+    try:
+        url = store.check_url(url)
+        policy = store.WebhookSettings.from_section(_app(request).config.section("webhooks")).targets
+    except store.WebhookError as exc:
+        raise _error(exc, "url") from None
+    except ValueError as exc:
+        raise ApiError(500, "bad_setting", f"[webhooks] allow_private_targets: {exc}") from None
+    try:
+        await policy.check_url(url)
+    except TargetRefused as exc:
+        raise ApiError(400, "bad_request", str(exc), {"field": "url"}) from None
+    except OSError:
+        pass
+
+
 async def _write(request: web.Request, fn: Any) -> Any:
     app = _app(request)
     assert app.db is not None
@@ -124,8 +150,11 @@ async def create_webhook(request: web.Request, body: WebhookBody) -> r201[Webhoo
     Tags: webhooks
     Status Codes:
         201: the subscription, with its secret
-        400: a URL that is not http(s), an unknown event type, a short secret
+        400: a URL that is not http(s) or whose host is loopback, link-local or otherwise not
+             routable (unless allowed), an unknown event type, a short secret
     """
+    await _check_target(request, body.url)
+
     def create(conn: sqlite3.Connection) -> store.Subscription:
         sub = store.create_webhook(conn, body.url, list(body.events), body.secret)
         if not body.enabled:
@@ -134,7 +163,7 @@ async def create_webhook(request: web.Request, body: WebhookBody) -> r201[Webhoo
 
     sub = await _write(request, create)
     who = principal(request)
-    log.info("%s added webhook %d for %s", who.username, sub.id, sub.url)
+    log.info("%s added webhook %d for %s", who.username, sub.id, mask_url(sub.url))
     return web.json_response({**sub.public(), "secret": sub.secret}, status=201)
 
 
@@ -157,7 +186,8 @@ async def get_webhook(request: web.Request, webhook_id: WebhookId, /) -> r200[We
 @requires(Scope.ADMIN)
 @validated
 async def edit_webhook(request: web.Request, webhook_id: WebhookId, /, body: WebhookChanges) -> r200[WebhookOut]:
-    """Change the URL, event types or secret, or turn the subscription off or on again.
+    """Change the URL, event types or secret, or turn the subscription off or on again. A new URL
+    is checked like a new subscription's.
 
     Tags: webhooks
     """
@@ -165,6 +195,8 @@ async def edit_webhook(request: web.Request, webhook_id: WebhookId, /, body: Web
     for name in ("url", "enabled"):
         if name in given and getattr(body, name) is None:
             raise ApiError(400, "bad_request", f"{name} cannot be null", {"field": name})
+    if body.url is not None:
+        await _check_target(request, body.url)
     events = None if body.events is None else list(body.events)
     sub = await _write(request, lambda c: store.update_webhook(c, webhook_id, url=body.url, events=events,
                                                                secret=body.secret, enabled=body.enabled))

@@ -1,7 +1,11 @@
 """`shoebox webhooks add|list|remove|enable|disable|deliveries`: manage webhook subscriptions.
 
 It works on the database directly, beside a running daemon (SQLite WAL lets both write); the
-daemon picks changes up within a few seconds. The API will offer the same to admins.
+daemon picks changes up within a few seconds. The API offers the same to admins.
+
+Like the API, the command never prints credentials that are part of a URL (they are masked as
+***), and `add` refuses loopback, link-local and other non-routable targets unless
+`[webhooks] allow_private_targets` allows them (exit 2 with the reason).
 """
 
 from __future__ import annotations
@@ -45,9 +49,24 @@ def cmd_webhooks(config: Config, args: argparse.Namespace) -> int:
 
 
 async def _run(config: Config, args: argparse.Namespace) -> int:
-    from daemon.events.webhooks import (WebhookError, create_webhook, delete_webhook, list_deliveries,
-                                        list_webhooks, update_webhook)
+    from daemon.events.targets import TargetRefused
+    from daemon.events.webhooks import (WebhookError, WebhookSettings, check_url, create_webhook, delete_webhook,
+                                        list_deliveries, list_webhooks, update_webhook)
+    from daemon.redaction import mask_url
     from daemon.store.db import Database
+
+    if args.webhooks_command == "add":  # before the database is opened: a refused target changes nothing
+        try:
+            policy = WebhookSettings.from_section(config.section("webhooks")).targets
+            await policy.check_url(check_url(args.url))
+        except TargetRefused as exc:
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return 2
+        except (WebhookError, ValueError) as exc:
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return 2
+        except OSError:
+            pass  # does not resolve now; every delivery checks again
 
     db = await Database.open(config.data / "shoebox.db", readers=1)
     try:
@@ -61,7 +80,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                     return 2
             events = [e for e in args.events.split(",") if e.strip()]
             sub = await db.write(lambda c: create_webhook(c, args.url, events, secret))
-            print(f"webhook {sub.id}: {sub.url} ({', '.join(sub.events) or 'every event'})")
+            print(f"webhook {sub.id}: {mask_url(sub.url)} ({', '.join(sub.events) or 'every event'})")
             if not args.secret_stdin:
                 print(f"secret: {sub.secret}")
                 print("(shown once; receivers verify X-Shoebox-Signature with it)", file=sys.stderr)
@@ -72,7 +91,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
             for s in [] if args.json else subs:
                 state = "on" if s.enabled else f"off ({s.disabled_reason})" if s.disabled_reason else "off"
                 fails = f", {s.failures} failures in a row" if s.failures else ""
-                print(f"{s.id}  {s.url}  [{', '.join(s.events) or 'every event'}]  {state}{fails}")
+                print(f"{s.id}  {mask_url(s.url)}  [{', '.join(s.events) or 'every event'}]  {state}{fails}")
         elif action == "remove":
             await db.write(lambda c: delete_webhook(c, args.id))
             print(f"webhook {args.id} removed")

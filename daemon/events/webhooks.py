@@ -13,6 +13,15 @@ over the exact body bytes. Receivers check it and the timestamp's age (replays),
 by the event id (`X-Shoebox-Delivery`, also `id` in the body): a delivery whose answer was lost is
 sent again. Redirects are not followed (a 3xx is a failure): a signed request must not be passed
 on to wherever a receiver points it.
+
+Least information (issue 9): targets on loopback, link-local and other non-routable addresses are
+refused unless an admin allows them (daemon.events.targets, checked again at every delivery by
+the HTTP client's resolver, against DNS rebinding). The delivery log must not become a port
+scanner either: an attempt records only "HTTP <status>", "redirect (not followed)", "target not
+allowed" or "connection failed" -- never a server's banner, body or the system's error text --
+and a connection that fails fast (a closed port) is recorded no sooner than one that times out
+(a filtered host), so neither the text nor the timing tells them apart. URLs are shown masked
+(daemon.redaction.mask_url): credentials in them are never echoed, not even to admins.
 """
 
 from __future__ import annotations
@@ -20,6 +29,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import ipaddress
 import json
 import logging
 import random
@@ -32,8 +42,10 @@ from urllib.parse import urlsplit
 
 import aiohttp
 
+from daemon.events.targets import GuardedResolver, TargetPolicy, refused_in
 from daemon.events.bus import (EVENT_TYPES, WEBHOOK_DISABLED, Event, EventBus, TransportStopped, drop_cursor,
                                ensure_cursor, type_matches)
+from daemon.redaction import mask_url
 from daemon.store.db import Database
 from daemon.timeutil import utcnow
 
@@ -42,6 +54,8 @@ log = logging.getLogger(__name__)
 SIGNATURE_HEADER = "X-Shoebox-Signature"
 DELIVERY_LOG_KEEP = 200  # attempts kept per subscription
 RELOAD_SECONDS = 5.0  # how soon a subscription added with the CLI (another process) starts
+CONNECTION_FAILED = "connection failed"
+TARGET_REFUSED = "target not allowed"
 
 
 class WebhookError(Exception):
@@ -66,9 +80,10 @@ class Subscription:
         return transport_name(self.id)
 
     def public(self) -> dict[str, Any]:
-        """For listings and the API: everything but the secret."""
+        """For listings and the API (admins only): the secret hidden, credentials in the URL masked."""
         out = asdict(self)
         out["secret"] = "***"
+        out["url"] = mask_url(self.url)
         return out
 
 
@@ -109,7 +124,8 @@ def _row(r: sqlite3.Row) -> Subscription:
                         disabled_reason=r["disabled_reason"], created_at=r["created_at"], updated_at=r["updated_at"])
 
 
-def _check_url(url: str) -> str:
+def check_url(url: str) -> str:
+    """The URL, stripped, if it is http(s) with a host; WebhookError otherwise."""
     url = (url or "").strip()
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -133,7 +149,7 @@ def create_webhook(conn: sqlite3.Connection, url: str, events: list[str] | None 
                    secret: str | None = None) -> Subscription:
     """A new, enabled subscription. Its cursor starts at the newest event: it gets what happens
     from now on. Without a secret one is generated (shown once by the caller)."""
-    url = _check_url(url)
+    url = check_url(url)
     events = _check_events(events)
     secret = secret if secret else secrets.token_urlsafe(32)
     if len(secret) < 16:
@@ -165,7 +181,7 @@ def update_webhook(conn: sqlite3.Connection, webhook_id: int, *, url: str | None
     sub = get_webhook(conn, webhook_id)
     fields: dict[str, Any] = {}
     if url is not None:
-        fields["url"] = _check_url(url)
+        fields["url"] = check_url(url)
     if events is not None:
         fields["events"] = json.dumps(_check_events(events))
     if secret is not None:
@@ -236,10 +252,15 @@ class WebhookSettings:
     retry_base: float = 2.0
     retry_max: float = 3600.0
     concurrency: int = 4
+    allow_private_targets: str = ""
 
     @classmethod
     def from_section(cls, section: dict[str, Any]) -> "WebhookSettings":
         return cls(**{k: v for k, v in section.items() if k in cls.__dataclass_fields__})
+
+    @property
+    def targets(self) -> TargetPolicy:
+        return TargetPolicy.parse(self.allow_private_targets)
 
 
 class WebhookTransport:
@@ -258,7 +279,7 @@ class WebhookTransport:
         return type_matches(self.sub.events, event.type)
 
     def status(self) -> dict[str, Any]:
-        return {"url": self.sub.url, "failures": self.sub.failures, "retry_at": self.sub.retry_at}
+        return {"url": mask_url(self.sub.url), "failures": self.sub.failures, "retry_at": self.sub.retry_at}
 
     async def start(self) -> None:
         return None
@@ -274,8 +295,11 @@ class WebhookTransport:
             if wait > 0:
                 await asyncio.sleep(wait)
             attempt = sub.failures + 1
+            started = time.monotonic()
             async with m.slots:
                 ok, status, latency_ms, error = await m.post(sub, event)
+            if error == CONNECTION_FAILED:  # a closed port must not answer faster than a filtered host
+                await asyncio.sleep(max(0.0, started + m.settings.timeout - time.monotonic()))
             failures = 0 if ok else sub.failures + 1
             retry_at = None if ok else time.time() + m.backoff(failures)
             disable = None
@@ -289,8 +313,8 @@ class WebhookTransport:
             log.info("webhook %d: delivery of %s failed (%s); attempt %d", sub.id, event.id, error, attempt)
             if disable is not None:
                 sub.enabled, sub.disabled_reason = False, disable
-                log.warning("webhook %d (%s) disabled: %s", sub.id, sub.url, disable)
-                m.bus.publish(WEBHOOK_DISABLED, {"webhook": sub.id, "url": sub.url, "reason": disable})
+                log.warning("webhook %d (%s) disabled: %s", sub.id, mask_url(sub.url), disable)
+                m.bus.publish(WEBHOOK_DISABLED, {"webhook": sub.id, "reason": disable})
                 raise TransportStopped(disable)
 
 
@@ -306,6 +330,7 @@ class WebhookManager:
         self.user_agent = user_agent
         self.rng = rng or random.SystemRandom()
         self.slots = asyncio.Semaphore(max(1, settings.concurrency))
+        self.targets = settings.targets
         self.session: aiohttp.ClientSession | None = None
         self.transports: dict[int, WebhookTransport] = {}
         self._task: asyncio.Task[None] | None = None
@@ -317,7 +342,18 @@ class WebhookManager:
         return delay * (0.5 + 0.5 * self.rng.random())
 
     async def post(self, sub: Subscription, event: Event) -> tuple[bool, int | None, float | None, str | None]:
+        """One attempt: (ok, HTTP status, latency in ms, generic error). What went wrong in detail
+        goes to the debug log only, never to the delivery log an API client can read."""
         assert self.session is not None
+        try:  # an address literal skips the resolver: check it here (a name is checked by the resolver)
+            parts = urlsplit(sub.url)
+            host = parts.hostname or ""
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+            if _is_literal(host):
+                self.targets.check(host, [host], port)
+        except (OSError, ValueError) as exc:
+            log.debug("webhook %d: %s", sub.id, exc)
+            return False, None, None, TARGET_REFUSED
         body = event.body()
         headers = {"Content-Type": "application/json", "User-Agent": self.user_agent,
                    "X-Shoebox-Event": event.type, "X-Shoebox-Delivery": event.id,
@@ -331,15 +367,19 @@ class WebhookManager:
                     return True, resp.status, latency, None
                 why = f"HTTP {resp.status}"
                 if 300 <= resp.status < 400:
-                    why += f" redirect to {resp.headers.get('Location', '?')} (redirects are not followed)"
+                    why += " redirect (redirects are not followed)"
                 return False, resp.status, latency, why
-        except asyncio.TimeoutError:
-            return False, None, None, f"no answer within {self.settings.timeout:g} s"
-        except aiohttp.ClientError as exc:
-            return False, None, None, f"{type(exc).__name__}: {exc}"
+        except (asyncio.TimeoutError, aiohttp.ClientError, OSError, ValueError) as exc:
+            if refused_in(exc) is not None:
+                log.debug("webhook %d: %s", sub.id, refused_in(exc))
+                return False, None, None, TARGET_REFUSED
+            log.debug("webhook %d: delivery failed: %s", sub.id, type(exc).__name__)
+            return False, None, None, CONNECTION_FAILED
 
     async def start(self) -> None:
-        self.session = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=self.settings.timeout))
+        self.session = aiohttp.ClientSession(
+            timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.targets)))
         await self.sync()
         self._task = asyncio.create_task(self._reload_forever(), name="webhooks-reload")
 
@@ -381,3 +421,10 @@ class WebhookManager:
             await self.session.close()
             self.session = None
 
+
+def _is_literal(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+    except ValueError:
+        return False
+    return True
