@@ -12,8 +12,11 @@ shows exactly what a search shows; the SQL lives in daemon.store.timeline.
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
-from typing import Annotated, Any, Callable, Optional, TypeVar
+import time
+from collections import OrderedDict
+from typing import Annotated, Any, Awaitable, Callable, Optional, TypeVar
 
 from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200
@@ -134,6 +137,51 @@ async def month(request: web.Request, month: Month, /, q: str = Query) -> r200[M
     return web.json_response({"month": month, "photos": photos})
 
 
+class WorldClusters:
+    """The clusters of the whole world per (query, zoom), kept for `ttl` seconds.
+
+    Why: below DIRECT_ZOOM a viewport spans most of the library, and grouping a million
+    positions costs most of a second on a Pi-class CPU — while panning and zooming ask for the
+    same few zoom levels over and over. A map at most `ttl` seconds behind the library is fine
+    (indexing adds photos all the time; the timeline, not the map, shows them live). At most
+    `size` entries are kept, the least recently used dropped first, and concurrent requests for
+    the same entry share one computation."""
+
+    def __init__(self, ttl: float = 30.0, size: int = 64) -> None:
+        self.ttl = ttl
+        self.size = size
+        self._entries: OrderedDict[tuple[str, int], tuple[float, dict[str, Any]]] = OrderedDict()
+        self._pending: dict[tuple[str, int], asyncio.Future[dict[str, Any]]] = {}
+
+    async def get(self, key: tuple[str, int], compute: Callable[[], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
+        hit = self._entries.get(key)
+        if hit is not None and time.monotonic() - hit[0] < self.ttl:
+            self._entries.move_to_end(key)
+            return hit[1]
+        pending = self._pending.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[dict[str, Any]] = asyncio.get_running_loop().create_future()
+        self._pending[key] = future
+        try:
+            value = await compute()
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # retrieved: waiters re-raise it, nobody else needs to
+            raise
+        finally:
+            self._pending.pop(key, None)
+        future.set_result(value)
+        self._entries[key] = (time.monotonic(), value)
+        self._entries.move_to_end(key)
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return value
+
+
+WORLD_CLUSTERS: web.AppKey[WorldClusters] = web.AppKey("shoebox_world_clusters", WorldClusters)
+
+
 @requires(Scope.READ)
 @validated
 async def map_clusters(request: web.Request, q: str = Query, zoom: int = Field(2, ge=0, le=22),
@@ -141,13 +189,18 @@ async def map_clusters(request: web.Request, q: str = Query, zoom: int = Field(2
                        east: float = Field(180.0, ge=-180, le=180), north: float = Field(90.0, ge=-90, le=90)
                        ) -> r200[Clusters]:
     """Geotagged photos in a viewport, grouped on a grid that gets finer with the zoom; a
-    cluster of one is a single photo. Works for a million photos: the work is one indexed pass
-    over the viewport.
+    cluster of one is a single photo. Below zoom 9 the answer may be up to 30 s behind the
+    library (the world's clusters per zoom are computed once and shared).
 
     Tags: map
     """
     box = _box(west, south, east, north)
-    return web.json_response(await _read(request, q, lambda c, compiled: timeline.map_clusters(c, compiled, box, zoom)))
+    if zoom >= timeline.DIRECT_ZOOM:
+        return web.json_response(
+            await _read(request, q, lambda c, compiled: timeline.map_clusters(c, compiled, box, zoom)))
+    world = await request.app[WORLD_CLUSTERS].get((q, zoom), lambda: _read(
+        request, q, lambda c, compiled: timeline.map_clusters(c, compiled, timeline.Box.WORLD, zoom)))
+    return web.json_response(timeline.clip(world, box))
 
 
 @requires(Scope.READ)
@@ -196,6 +249,7 @@ async def suggest(request: web.Request, prefix: str = Field("", max_length=200),
 
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:
+    web_app[WORLD_CLUSTERS] = WorldClusters()
     r = web_app.router
     r.add_get(f"{prefix}/timeline/months", months)
     r.add_get(f"{prefix}/timeline/months/{{month}}", month)

@@ -90,6 +90,23 @@ def cell_size(zoom: int) -> float:
     return 360.0 / (2 ** max(0, zoom)) / 8.0
 
 
+#: From this zoom on, a viewport is small enough to cluster from the index directly; below it
+#: the clusters of the whole world at that zoom are computed once and cut to the viewport.
+DIRECT_ZOOM = 9
+
+
+def clip(result: dict[str, Any], box: Box) -> dict[str, Any]:
+    """The clusters of `result` whose centre lies in `box`."""
+    def inside(c: dict[str, Any]) -> bool:
+        if not box.south <= c["lat"] <= box.north:
+            return False
+        if box.west <= box.east:
+            return box.west <= c["lng"] <= box.east
+        return c["lng"] >= box.west or c["lng"] <= box.east
+    kept = [c for c in result["clusters"] if inside(c)]
+    return {**result, "count": sum(c["count"] for c in kept), "clusters": kept}
+
+
 def map_clusters(conn: sqlite3.Connection, compiled: Compiled, box: Box, zoom: int) -> dict[str, Any]:
     """Geotagged photos in a viewport, grouped by a grid that gets finer as the map zooms in.
 
