@@ -30,12 +30,14 @@ from daemon.library.import_runs import ImportReport, ImportRuns
 from daemon.library.importer import ImportRefused
 from daemon.library.indexer import Indexer, StoreOutcome
 from daemon.library.scanner import Scanner, ScanReport
-from daemon.library.thumbnails import ThumbSettings, remove_stale_temp_files
+from daemon.library.thumbnails import ThumbSettings
 from daemon.library.watcher import LibraryWatcher
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database
 from daemon.store.status import library_status
+from daemon.system.diskspace import DiskSpace, StorageFull, Volume, check_data_dir, free_bytes, is_no_space
+from daemon.system.durable import sweep_temp_files
 from daemon.vision.tagger import Tagger, TaggingSettings, TagOutcome
 
 log = logging.getLogger(__name__)
@@ -63,6 +65,7 @@ class App:
         self.tagger: Tagger | None = None
         self.events: EventService | None = None  # app.events.publish(type, data): daemon.events
         self.imports: ImportRuns | None = None  # server-side imports: daemon.library.import_runs
+        self.storage: DiskSpace | None = None  # free space; pauses indexing when full: daemon.system.diskspace
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
@@ -77,13 +80,20 @@ class App:
         so a failed start never leaves threads behind that keep the process alive."""
         try:
             await self._start()
-        except BaseException:
+        except BaseException as exc:
             await self.stop(timeout=5.0)
+            if is_no_space(exc) and not isinstance(exc, StorageFull):  # e.g. SQLite could not grow its files
+                raise StorageFull("data", self.data, free_bytes(self.data), self.config["index.min_free_mib"] << 20,
+                                  f"{type(exc).__name__}: {exc}") from exc
             raise
 
     async def _start(self) -> None:
         cfg = self.config
-        self.data.mkdir(parents=True, exist_ok=True)
+        check_data_dir(self.data)  # DataDirUnusable (exit 6): not a folder, read-only, no permission
+        self.storage = DiskSpace([Volume("data", self.data), Volume("thumbnails", self.thumbs)],
+                                 cfg["index.min_free_mib"], state_file=self.data / "shoebox.state",
+                                 on_change=self._storage_changed)
+        self.storage.check_start()  # StorageFull (exit 5) before anything is written
         self.thumbs.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from
@@ -94,6 +104,7 @@ class App:
         self.auth = AuthService(self.db, self.data, AuthSettings.from_config(cfg.section("auth")))
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
         await self._recover_from_crash()
+        self.storage.open_state_file()
         places_db = self.data / "places.db"
         try:
             await self.pool.run(build_places_db, places_db)
@@ -110,7 +121,9 @@ class App:
             ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], tagging=bool(tagging.tasks()),
             on_stored=self._stored)
         # One job more than workers keeps every worker busy while a job waits for the writer.
-        self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"])
+        self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"],
+                              storage=self.storage)
+        self.storage.listeners.append(self.queue.wake)
         self.queue.register("index", self.indexer.handle, self.indexer.failed)
         if tagging.tasks():
             self.tagger = Tagger(self.db, self.pool, settings=tagging, thumbs=self.thumbs,
@@ -135,13 +148,27 @@ class App:
     async def _recover_from_crash(self) -> None:
         """A marker file exists from start to a clean stop; finding it at start-up means the last
         run was killed (kill -9, power cut). Jobs and the database recover by themselves; what
-        is left to tidy is temporary files of interrupted thumbnail writes. The data folder's
-        lock is held, so nothing else can be writing them."""
+        is left to tidy is every temporary file a write in flight left behind (the registry in
+        daemon.system.durable: thumbnails, poster frames, the places database, import reports,
+        uploads and imports in the library). The data folder's lock is held, so no other Shoebox
+        writes them; library files made by this run are spared by their time."""
         assert self.pool is not None
         if self._running_marker.exists():
-            removed = await self.pool.run(remove_stale_temp_files, self.thumbs)
-            log.warning("the last run did not stop cleanly; removed %d unfinished thumbnail files", removed)
+            removed = await self.pool.run(sweep_temp_files, self.data, "data")
+            log.warning("the last run did not stop cleanly; removed %d unfinished files in the data folder", removed)
+            self.spawn(self._sweep_library(time.time()), "sweep-library")
         self._running_marker.touch()
+
+    async def _sweep_library(self, started: float) -> None:
+        """Uploads and imports a killed run was copying: in the background, since a large library
+        on a network share takes a while to walk."""
+        assert self.pool is not None
+        if not self.library.is_dir():
+            return
+        removed = await self.pool.run(lambda: sweep_temp_files(self.library, "library", older_than=started,
+                                                               skip=(self.data,)))
+        if removed:
+            log.warning("removed %d unfinished upload or import files from the library", removed)
 
     def _take_lock(self) -> None:
         """One process per data directory: two would run the same jobs twice."""
@@ -163,6 +190,15 @@ class App:
             enabled=t["enabled"], labels=t["labels"], faces=t["faces"], nsfw=t["nsfw"],
             nsfw_threshold=t["nsfw_threshold"], models_dir=Path(t["models_dir"]), idle_unload=t["idle_unload"],
             threads=t["threads"], face_min_size=t["face_min_size"], match_threshold=t["match_threshold"])
+
+    def _storage_changed(self, type: str, data: dict[str, Any]) -> None:
+        """storage.full / storage.ok: announce it like any other event, and refresh the MQTT state.
+        (On a disk that is truly full the outbox cannot store it; live listeners still get it.)"""
+        if self.events is None:
+            return
+        self.events.publish(type, data)
+        if self.events.mqtt is not None:
+            self.events.mqtt.request_state()
 
     def _stored(self, outcome: StoreOutcome) -> None:
         for listener in list(self.listeners):
@@ -265,6 +301,7 @@ class App:
         status["workers"] = self.pool.workers if self.pool else 0
         status["watching"] = bool(self.watcher and self.watcher.active)
         status["places"] = self.places is not None
+        status["storage"] = self.storage.status() if self.storage else {"state": "unknown"}
         status["tagging"] = self.tagger.status() if self.tagger else {"enabled": False}
         if self.tagger:
             status["tagging"]["backlog"] = status["queue"].get("tag", 0)
@@ -285,6 +322,8 @@ class App:
             await asyncio.wait(list(self._tasks), timeout=5.0)
         if self.queue is not None:
             await self.queue.stop(timeout=timeout)
+        if self.storage is not None:
+            await self.storage.stop()
         if self.events is not None:
             await self.events.stop()
         if self.pool is not None:

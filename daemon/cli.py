@@ -9,6 +9,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import signal
 import sqlite3
 import sys
@@ -21,6 +22,11 @@ from daemon.config import Config, ConfigError, add_setting_flags, flags_from_arg
 from daemon.events.cli import add_parser as add_webhooks_parser, cmd_webhooks
 
 log = logging.getLogger("shoebox")
+
+# Exit codes (README: The `shoebox` command). 1 library missing, 2 bad setting, 3 data folder
+# busy, 4 database unusable are set where they happen.
+EXIT_DISK_FULL = 5  # the data (or thumbnail) disk has less than [index] min_free_mib free
+EXIT_DATA_UNUSABLE = 6  # the data folder is not a folder or cannot be written
 
 # Short flags every command that touches a library accepts (they set the same settings as the
 # long --index-workers style flags).
@@ -135,9 +141,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     except Exception as exc:
         from daemon.app import DataDirBusy
         from daemon.store.db import StoreError
+        from daemon.system.diskspace import DataDirUnusable, StorageFull, is_no_space
         if isinstance(exc, DataDirBusy):
             print(f"shoebox: {exc}", file=sys.stderr)
             return 3
+        if isinstance(exc, StorageFull) or is_no_space(exc):
+            print(f"shoebox: {exc if isinstance(exc, StorageFull) else f'a disk is full: {exc}'}; "
+                  "free some space and start again", file=sys.stderr)
+            return EXIT_DISK_FULL
+        if isinstance(exc, DataDirUnusable):
+            print(f"shoebox: {exc}", file=sys.stderr)
+            return EXIT_DATA_UNUSABLE
         if isinstance(exc, StoreError):
             print(f"shoebox: cannot open the library index: {exc}", file=sys.stderr)
             return 4
@@ -220,7 +234,7 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
         if not quiet and sys.stderr.isatty() or not quiet and pending:
             bar = tqdm(total=pending, unit="file", desc="indexing", dynamic_ncols=True, file=sys.stderr,
                        mininterval=0.5, smoothing=0.1)
-        await app.queue.wait_idle()
+        full = await _wait_idle_or_full(app)
         status = await app.status()
     finally:
         if bar is not None:
@@ -230,6 +244,12 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
         await app.stop()
     if report.status == "skipped":
         print(f"shoebox: scan skipped: {report.reason}", file=sys.stderr)
+    if full is not None:
+        waiting = status["queue"].get("total", 0)
+        print(f"shoebox: indexing stopped: the {full['volume']} disk is full ({full['free_mib']} MiB free at "
+              f"{full['path']}, {full['min_free_mib']} MiB needed: [index] min_free_mib); {waiting} files wait "
+              f"for the next run once space is freed", file=sys.stderr)
+        return EXIT_DISK_FULL
     done = sum(counts.values())
     print(f"indexed {counts['indexed']} files in {elapsed:.1f} s ({done / elapsed if elapsed else 0:.1f} files/s); "
           f"{counts['errors']} errors, {counts['duplicates']} duplicates, {counts['moved']} moved; "
@@ -241,6 +261,24 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
             "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
         }, indent=2, default=str))
     return 1 if report.status == "skipped" else 0
+
+
+async def _wait_idle_or_full(app: Any) -> dict[str, Any] | None:
+    """Run the queue to the end, or until a full disk pauses it (a one-pass `shoebox index` does not
+    wait for space like `serve` does): then let the jobs in flight finish and return the state."""
+    assert app.queue is not None and app.storage is not None
+    idle = asyncio.ensure_future(app.queue.wait_idle())
+    try:
+        while not idle.done():
+            await asyncio.wait({idle}, timeout=0.5)
+            if app.storage.paused and not app.queue.in_flight and not idle.done():
+                return dict(app.storage.full)
+        idle.result()
+        return None
+    finally:
+        if not idle.done():
+            idle.cancel()
+            await asyncio.gather(idle, return_exceptions=True)
 
 
 def cmd_import(config: Config, args: argparse.Namespace) -> int:
@@ -398,11 +436,19 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         status = _status(conn, error_limit=20)
     finally:
         conn.close()
+    status["storage"] = _storage_status(config)
     if args.json:
         print(json.dumps(status, indent=2))
         return 0
     p, f, q = status["photos"], status["files"], status["queue"]
     print(f"library   {config.library}")
+    st = status["storage"]
+    if st["state"] == "full":
+        print(f"storage   FULL: indexing {'paused since ' + st['since'] if st.get('since') else 'cannot start'}; "
+              f"the {st['volume']} disk has {st['free_mib']} MiB free at {st['path']} "
+              f"({st['min_free_mib']} MiB needed); it resumes by itself once space is freed")
+    else:
+        print(f"storage   ok ({st['free_mib']} MiB free on the data disk)")
     print(f"photos    {p['total']} ({p['videos']} videos, {p['live']} live, {p['raw']} raw; "
           f"{p['offline']} offline, {p['review']} to review)")
     print(f"files     {f['indexed']} indexed, {f['new']} waiting, {f['errors']} errors, "
@@ -423,6 +469,41 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         for path in status["offline_files"]:
             print(f"  {path}")
     return 0
+
+
+def _storage_status(config: Config) -> dict[str, Any]:
+    """The disk-space state for `shoebox status`: the running daemon's own (it writes it to
+    <data>/shoebox.state, even on a full disk), else what a start would find now."""
+    import fcntl
+
+    from daemon.system.diskspace import MIB, DiskSpace, Volume, free_bytes, read_state_file
+
+    data = config.data
+    running = False
+    try:
+        fd = os.open(data / "shoebox.lock", os.O_RDONLY)
+    except OSError:
+        fd = None
+    if fd is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except BlockingIOError:
+            running = True
+        finally:
+            os.close(fd)
+    free_mib = round(free_bytes(data) / MIB, 1)
+    min_free_mib = config["index.min_free_mib"]
+    state = read_state_file(data / "shoebox.state") if running else None
+    if state is not None and state.get("storage"):
+        return {"state": "full", "indexing_paused": True, "running": True, **state["storage"]}
+    if not running:
+        short = DiskSpace([Volume("data", data), Volume("thumbnails", data / "thumbs")], min_free_mib).short_volume()
+        if short is not None:
+            vol, free = short
+            return {"state": "full", "indexing_paused": True, "running": False, "volume": vol.name,
+                    "path": str(vol.path), "free_mib": round(free / MIB, 1), "min_free_mib": min_free_mib}
+    return {"state": "ok", "indexing_paused": False, "running": running, "free_mib": free_mib,
+            "min_free_mib": min_free_mib}
 
 
 def cmd_export(config: Config, args: argparse.Namespace) -> int:

@@ -55,13 +55,15 @@ INDEX_FINISHED = "index.finished"
 IMPORT_FINISHED = "import.finished"
 LIBRARY_OFFLINE = "library.offline"
 LIBRARY_ONLINE = "library.online"
+STORAGE_FULL = "storage.full"  # a disk Shoebox writes to is full: indexing paused (daemon.system.diskspace)
+STORAGE_OK = "storage.ok"  # space is back: indexing resumed
 ERROR = "error"
 WEBHOOK_DISABLED = "webhook.disabled"
 
 EVENT_TYPES = (
     PHOTO_ADDED, PHOTO_INDEXED, PHOTO_UPDATED, PHOTO_ARCHIVED, LABEL_CREATED, FACE_DETECTED,
     PERSON_RECOGNIZED, ALBUM_CREATED, ALBUM_UPDATED, INDEX_STARTED, INDEX_FINISHED, IMPORT_FINISHED,
-    LIBRARY_OFFLINE, LIBRARY_ONLINE, ERROR, WEBHOOK_DISABLED,
+    LIBRARY_OFFLINE, LIBRARY_ONLINE, STORAGE_FULL, STORAGE_OK, ERROR, WEBHOOK_DISABLED,
 )
 
 # Events waiting in memory for the outbox writer. Far more than a burst of indexing produces
@@ -375,9 +377,17 @@ class EventBus:
                         await self.db.write(lambda c: store_events(c, batch, self.outbox_max))
                     except asyncio.CancelledError:
                         raise
-                    except Exception:  # a full disk must not stop the daemon; the events are lost
-                        log.exception("could not store %d events in the outbox", len(batch))
+                    except Exception as exc:  # a full disk must not stop the daemon
+                        # lost for durable transports, but live listeners (the app) still hear them:
+                        # storage.full itself is raised exactly when the outbox cannot grow
+                        log.error("could not store %d events in the outbox: %s: %s", len(batch),
+                                  type(exc).__name__, exc)
                         self.dropped_memory += len(batch)
+                        for ev in batch:
+                            for q in list(self._live):
+                                if q.full():
+                                    q.get_nowait()
+                                q.put_nowait(ev)
                         self._unstored -= len(batch)
                         continue
                 for ev in batch:

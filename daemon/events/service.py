@@ -264,7 +264,9 @@ class EventService:
         return {"photos": status["photos"]["total"], "videos": status["photos"]["videos"], "people": people,
                 "queue": status["queue"]["total"], "last_indexed": status["last_indexed"], "indexing": indexing,
                 "offline": status["photos"]["offline"], "errors": status["files"]["errors"],
-                "latest_photo": latest}
+                "latest_photo": latest,
+                # "full" while indexing waits for disk space (storage.full / storage.ok events)
+                "storage": "full" if app.storage is not None and app.storage.paused else "ok"}
 
     async def latest_image(self, photo_uid: str) -> bytes | None:
         """The photo's fit_720 thumbnail bytes, or None if it has none (yet)."""

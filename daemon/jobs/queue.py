@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
 from daemon.store.db import Database
+from daemon.system.diskspace import DiskSpace, is_no_space
 from daemon.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -71,8 +72,12 @@ class QueueStats:
 class JobQueue:
     """Runs queued jobs from the database through registered handlers."""
 
-    def __init__(self, db: Database, *, concurrency: int, retries: int = 2) -> None:
+    def __init__(self, db: Database, *, concurrency: int, retries: int = 2,
+                 storage: DiskSpace | None = None) -> None:
         self.db = db
+        # Free space gate: no job starts while a disk is full, and a job that meets a full disk
+        # stays queued (not an attempt, not an error) until the space is back.
+        self.storage = storage
         self.concurrency = max(1, concurrency)
         self.retries = retries
         self._handlers: dict[str, Handler] = {}
@@ -161,11 +166,12 @@ class JobQueue:
     async def _run(self) -> None:
         while not self._stopping:
             free = self.concurrency - len(self._in_flight)
-            jobs = await self._next_batch(free) if free > 0 else []
+            paused = self.storage is not None and not self.storage.ready()
+            jobs = await self._next_batch(free) if free > 0 and not paused else []
             for job in jobs:
                 task = asyncio.create_task(self._execute(job), name=f"job-{job.kind}-{job.id}")
                 self._in_flight[job.id] = task
-            if not jobs and not self._in_flight:
+            if not jobs and not self._in_flight and not paused:
                 self._idle.set()
             self._wake.clear()
             if free > 0 and jobs:
@@ -186,8 +192,17 @@ class JobQueue:
         except asyncio.CancelledError:
             raise
         except Exception as exc:  # a handler's failure must never stop the queue
+            if self.storage is not None and is_no_space(exc):
+                self.storage.report(exc)  # transient: the job stays queued as it is
+                return
             reason = f"{type(exc).__name__}: {exc}"
-            await self._failed(job, reason)
+            try:
+                await self._failed(job, reason)
+            except Exception as write_exc:  # recording the failure failed too: never escape the task
+                if self.storage is not None and is_no_space(write_exc):
+                    self.storage.report(write_exc)
+                else:
+                    log.exception("could not record the failure of job %s %s", job.kind, job.id)
         finally:
             self._in_flight.pop(job.id, None)
             self._wake.set()

@@ -21,6 +21,8 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from daemon.system.lifeline import helper_kwargs
+
 # Options for every metadata read: JSON, family-1 groups ("ExifIFD:ISO", "XMP-dc:Subject"),
 # numeric values (-n: 0.004 rather than "1/250", 6 rather than "Rotate 90 CW"), large files.
 _READ_OPTIONS = ("-j", "-G1", "-api", "LargeFileSupport=1", "-charset", "filename=utf8")
@@ -73,7 +75,7 @@ class ExifTool:
             self._proc = subprocess.Popen(
                 [self.executable, "-stay_open", "True", "-@", "-"],
                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                close_fds=True,
+                **helper_kwargs(),  # killed with the daemon, even by kill -9 (daemon.system.lifeline)
             )
         except OSError as exc:
             raise ExifToolError(f"cannot start {self.executable!r}: {exc}") from exc

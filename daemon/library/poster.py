@@ -8,12 +8,14 @@ gives an upright poster.
 
 from __future__ import annotations
 
+import errno
 import os
 import subprocess
 import uuid
 from pathlib import Path
 
 from daemon.library.decode import DecodeError
+from daemon.system.lifeline import helper_kwargs
 
 POSTER_OFFSET_S = 1.0
 
@@ -49,7 +51,7 @@ def _grab(video: Path, out: Path, offset: float | None, ffmpeg: str, timeout: fl
     cmd += ["-i", str(video), "-map", "0:v:0", "-frames:v", "1", "-an", "-sn", "-dn",
             "-q:v", "2", "-f", "image2", "-update", "1", str(out)]
     try:
-        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        proc = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, **helper_kwargs())
     except subprocess.TimeoutExpired as exc:
         raise DecodeError(f"ffmpeg took longer than {timeout:g} s on this video") from exc
     except OSError as exc:
@@ -57,6 +59,9 @@ def _grab(video: Path, out: Path, offset: float | None, ffmpeg: str, timeout: fl
     lines = [ln.strip() for ln in proc.stderr.decode("utf-8", "replace").splitlines() if ln.strip()]
     last = lines[-1] if lines else ""
     if proc.returncode != 0:
+        if "No space left on device" in last or "Disk quota exceeded" in last:
+            # our disk is full, not the video bad: a transient state (daemon.system.diskspace)
+            raise OSError(errno.ENOSPC, f"ffmpeg could not write the poster frame: {last}", str(out))
         raise DecodeError(f"ffmpeg failed: {last or f'exit code {proc.returncode}'}")
     return last
 

@@ -30,6 +30,7 @@ from daemon.library.metavalues import (
     to_float,
     to_int,
 )
+from daemon.system.lifeline import helper_kwargs
 
 _ISO6709 = re.compile(r"^\s*([+\-]\d+(?:\.\d+)?)([+\-]\d+(?:\.\d+)?)([+\-]\d+(?:\.\d+)?)?")
 APPLE_TAGS = ("ContentIdentifier", "CreationDate", "GPSCoordinates", "Make", "Model", "Software",
@@ -55,7 +56,7 @@ def ffprobe(path: Path, *, executable: str = "ffprobe", timeout: float = 30.0) -
     cmd = [executable, "-v", "error", "-print_format", "json", "-show_format", "-show_streams",
            "-i", str(path) if not str(path).startswith("-") else f"file:{path}"]
     try:
-        done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False)
+        done = subprocess.run(cmd, capture_output=True, timeout=timeout, check=False, **helper_kwargs())
     except subprocess.TimeoutExpired as exc:
         raise VideoProbeError(f"ffprobe took more than {timeout:g} s on {path}") from exc
     except OSError as exc:

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import pycountry
 
-from daemon.system.durable import fsync_dir
+from daemon.system.durable import fsync_dir, temp_name
 
 #: Bumped when the table layout changes, so an old database is rebuilt even if the CSV is the same.
 SCHEMA_VERSION = 1
@@ -279,7 +279,7 @@ def build_places_db(dest: Path, *, csv_path: Path | None = None) -> PlacesDbInfo
         )
 
     dest.parent.mkdir(parents=True, exist_ok=True)
-    tmp = dest.with_name(f".{dest.name}.{os.getpid()}.tmp")
+    tmp = temp_name(dest)  # registered in daemon.system.durable: a crash mid-build leaves nothing behind
     try:
         tmp.unlink(missing_ok=True)
         try:
