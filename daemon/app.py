@@ -35,6 +35,7 @@ from daemon.library.watcher import LibraryWatcher
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database
+from daemon.system.permissions import private_dir
 from daemon.store.status import library_status
 from daemon.system.diskspace import DiskSpace, StorageFull, Volume, check_data_dir, free_bytes, is_no_space
 from daemon.system.durable import sweep_temp_files
@@ -94,6 +95,7 @@ class App:
                                  cfg["index.min_free_mib"], state_file=self.data / "shoebox.state",
                                  on_change=self._storage_changed)
         self.storage.check_start()  # StorageFull (exit 5) before anything is written
+        private_dir(self.data)  # 0700: database, secrets and keys are for the service user only
         self.thumbs.mkdir(parents=True, exist_ok=True)
         self._take_lock()
         # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from

@@ -119,6 +119,10 @@ def load(args: argparse.Namespace) -> Config:
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
+    # tokens never reach the log: ?t= and share links, Authorization headers, refresh tokens in
+    # exception texts are masked by the handler, whichever logger the record came from
+    from daemon.redaction import install_log_redaction
+    install_log_redaction()
 
 
 def main(argv: Sequence[str] | None = None) -> int:

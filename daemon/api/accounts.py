@@ -40,7 +40,14 @@ class SetupBody(BaseModel):
 class AppTokenBody(BaseModel):
     name: str = Field(min_length=1, max_length=100, description="what the token is for: 'photo frame'")
     scopes: list[Literal["read", "write", "admin", "thumbnails"]] = Field(min_length=1, max_length=4)
-    expires_in_days: Optional[int] = Field(default=None, ge=1, le=3650, description="none: until revoked")
+    expires_in_days: Optional[int] = Field(default=None, ge=1, le=3650,
+                                           description="left out: [auth] app_token_days (365 unless set)")
+
+
+class PasswordBody(BaseModel):
+    current_password: str = Password
+    new_password: str = Field(min_length=8, max_length=1024)
+    keep_tokens: bool = Field(default=False, description="keep your app tokens working (default: revoke them)")
 
 
 class UserOut(BaseModel):
@@ -204,6 +211,22 @@ async def create_token(request: web.Request, body: AppTokenBody) -> r201[AppToke
 
 
 @validated
+async def change_password(request: web.Request, body: PasswordBody) -> r204:
+    """Change your own password. Every session of yours ends, this one too (log in again), and
+    so do your app tokens unless `keep_tokens` is true.
+
+    Tags: auth
+    Status Codes:
+        204: changed; log in with the new password
+        400: the new password is too weak
+        403: the current password is wrong, or the request came with an app token
+    """
+    await _auth(request).change_password(principal(request), body.current_password, body.new_password,
+                                         keep_tokens=body.keep_tokens)
+    return web.Response(status=204)
+
+
+@validated
 async def list_tokens(request: web.Request) -> r200[list[AppTokenOut]]:
     """Your app tokens (never the tokens themselves).
 
@@ -256,6 +279,7 @@ def setup_routes(web_app: web.Application, prefix: str) -> None:
     r.add_delete(f"{prefix}/auth/sessions/{{session_id}}", revoke_session)
     r.add_post(f"{prefix}/auth/tokens", create_token)
     r.add_get(f"{prefix}/auth/tokens", list_tokens)
+    r.add_post(f"{prefix}/auth/password", change_password)
     r.add_delete(f"{prefix}/auth/tokens/{{token_id}}", revoke_token)
     r.add_get(f"{prefix}/setup", setup_state)
     r.add_post(f"{prefix}/setup", setup)

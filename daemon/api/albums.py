@@ -4,6 +4,10 @@ The SQL lives in daemon.store.albums; these views validate, call it inside one t
 announce `album.created` / `album.updated` on the event bus (data: `album` (id), `title`, `type`,
 `change` and what changed). Deleting an album is an `album.updated` with `change: "deleted"`: the
 documented event types stay two, and a receiver that tracks albums hears of it all the same.
+
+Least privilege: an album belongs to the user who made it. Changing it (title, photos, order,
+cover, query) or deleting it is for its owner and for admins; anyone else gets 403, checked
+inside the same write transaction as the change.
 """
 
 from __future__ import annotations
@@ -15,12 +19,12 @@ from aiohttp import web
 from aiohttp_pydantic.oas.typing import r200, r201, r204
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from daemon.api.access import requires
+from daemon.api.access import principal, requires
 from daemon.api.errors import ApiError, not_found, validated
 from daemon.api.keys import APP_KEY
 from daemon.api.photos import PhotoSummary, Uid
 from daemon.app import App
-from daemon.auth.roles import Scope
+from daemon.auth.roles import Principal, Role, Scope
 from daemon.events import bus as ev
 from daemon.search import MAX_QUERY_CHARS, SearchError
 from daemon.store import albums as store
@@ -45,6 +49,8 @@ class Album(BaseModel):
     cover_chosen: bool
     created_at: str
     updated_at: str
+    owner: Optional[str] = Field(default=None, description="the user who made it (may change it, as admins may);"
+                                                            " null: admins only")
 
 
 class AlbumPage(Album):
@@ -127,7 +133,19 @@ def _app(request: web.Request) -> App:
 def _api_error(exc: AlbumError) -> ApiError:
     if exc.status == 404:
         return not_found(str(exc))
+    if exc.status == 403:
+        return ApiError(403, "forbidden", str(exc))
     return ApiError(400, "bad_request", str(exc), {"field": exc.field} if exc.field else None)
+
+
+def _editable(conn: sqlite3.Connection, uid: str, who: Principal) -> sqlite3.Row:
+    """The album, if this caller may change it (its owner or an admin); AlbumError 403 otherwise."""
+    row = store.album_row(conn, uid)
+    if not store.may_edit(row, who.user_id, who.role is Role.ADMIN):
+        owner = store.owner_name(conn, row)
+        raise AlbumError(f"album {uid!r} belongs to {owner or 'the admins'}; only its owner or an admin"
+                         " may change or delete it", 403)
+    return row
 
 
 async def _run(app: App, fn: Any, *, write: bool) -> Any:
@@ -165,10 +183,11 @@ async def create_album(request: web.Request, body: NewAlbum) -> r201[Album]:
     Tags: albums
     """
     app = _app(request)
+    owner = principal(request).user_id
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
         row = store.create_album(conn, body.title, description=body.description, query=body.query,
-                                 photo_uids=body.photos)
+                                 photo_uids=body.photos, owner=owner)
         return row, store.album_dict(conn, row)
 
     row, out = await _run(app, write, write=True)
@@ -203,8 +222,10 @@ async def change_album(request: web.Request, uid: AlbumUid, /, body: AlbumChange
     """
     app = _app(request)
     changes = {name: getattr(body, name) for name in body.model_fields_set}
+    who = principal(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[str], dict[str, Any]]:
+        _editable(conn, uid, who)
         row, changed = store.update_album(conn, uid, changes)
         return row, changed, store.album_dict(conn, row)
 
@@ -222,7 +243,13 @@ async def delete_album(request: web.Request, uid: AlbumUid, /) -> r204:
     Tags: albums
     """
     app = _app(request)
-    row = await _run(app, lambda c: store.delete_album(c, uid), write=True)
+    who = principal(request)
+
+    def delete(conn: sqlite3.Connection) -> sqlite3.Row:
+        _editable(conn, uid, who)
+        return store.delete_album(conn, uid)
+
+    row = await _run(app, delete, write=True)
     _announce(app, ev.ALBUM_UPDATED, row, "deleted")
     return web.Response(status=204)
 
@@ -237,6 +264,7 @@ async def add_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBody)
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
+        _editable(conn, uid, principal(request))
         result = store.add_photos(conn, uid, body.ids)
         return store.album_row(conn, uid), result
 
@@ -256,6 +284,7 @@ async def remove_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBo
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
+        _editable(conn, uid, principal(request))
         result = store.remove_photos(conn, uid, body.ids)
         return store.album_row(conn, uid), result
 
@@ -276,6 +305,7 @@ async def move_photo(request: web.Request, uid: AlbumUid, /, body: MoveBody) -> 
     app = _app(request)
 
     def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, float]:
+        _editable(conn, uid, principal(request))
         position = store.move_photo(conn, uid, body.photo, after=body.after, before=body.before)
         return store.album_row(conn, uid), position
 

@@ -9,9 +9,11 @@ from aiohttp_pydantic.oas.typing import r200, r503
 from pydantic import BaseModel, Field
 
 from daemon import __version__
-from daemon.api.access import public
+from daemon.api.access import principal, public
 from daemon.api.errors import validated
 from daemon.api.keys import APP_KEY, THUMB_SERVER
+from daemon.auth.roles import Scope
+from daemon.store.status import for_non_admin
 
 
 class Health(BaseModel):
@@ -37,12 +39,16 @@ async def health(request: web.Request) -> Union[r200[Health], r503[Health]]:
 
 @validated
 async def status(request: web.Request) -> r200[dict[str, Any]]:
-    """Counts, queue, errors, offline files, the last scan and whether indexing runs.
+    """Counts, queue, the last scan and whether indexing runs. Admins also get the library's path,
+    the files in error and offline, event transports, models and disks; other users only counts
+    and progress (no paths, nothing about other parties).
 
     Tags: operations
     """
     body = await request.app[APP_KEY].status()
     body["thumbnail_server"] = request.app[THUMB_SERVER].status()
+    if not principal(request).can(Scope.ADMIN):  # a user, a viewer, or an admin's token without admin scope
+        body = for_non_admin(body)
     return web.json_response(body)
 
 

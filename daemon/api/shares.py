@@ -422,14 +422,20 @@ async def shared_original(request: web.Request, token: ShareToken, uid: Uid, /, 
 @validated
 async def shared_thumbnail(request: web.Request, token: ShareToken, thumb_key: ThumbKey, size: SizeName, /,
                            s: str = SessionParam) -> r200[Any]:
-    """A thumbnail of a photo the link shows (made now if missing).
+    """A thumbnail of a photo the link shows (made now if missing). Without downloads, no size
+    larger than fit_1920 (the largest display thumbnail): fit_2560 and fit_3840 answer 403.
 
     Tags: shares
+    Status Codes:
+        200: the thumbnail
+        403: a size larger than fit_1920 on a link without downloads
     """
     check_thumbnail_request(thumb_key, size)
     app = _app(request)
     assert app.db is not None
     share = await _open(request, token, s)
+    if not store.guest_may_fetch(share, size):
+        raise ApiError(403, "forbidden", f"this link does not allow downloads: sizes up to fit_1920 only, not {size}")
     if not await app.db.read(lambda c: store.shares_thumb(c, share, thumb_key)):
         raise not_found("no photo has this thumbnail key")
     return await send_thumbnail(request, thumb_key, size, {"Referrer-Policy": "no-referrer"})

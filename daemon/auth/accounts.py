@@ -3,7 +3,7 @@
 
 Rules kept here so the API and the command line cannot disagree: names are short and plain; the
 last admin can be neither removed nor demoted (nobody could manage the library any more); a
-password change ends every session of that user.
+password change ends every session of that user and, unless asked to keep them, their app tokens.
 """
 
 from __future__ import annotations
@@ -69,12 +69,15 @@ def _is_last_admin(conn: sqlite3.Connection, row: sqlite3.Row) -> bool:
     return conn.execute("SELECT count(*) FROM users WHERE role = 'admin'").fetchone()[0] <= 1
 
 
-def set_password(conn: sqlite3.Connection, name: str, password_hash: str) -> int:
-    """Replace the password, lift any lockout and end every session; returns sessions ended."""
+def set_password(conn: sqlite3.Connection, name: str, password_hash: str, *, keep_tokens: bool = False) -> int:
+    """Replace the password, lift any lockout and end every session and, unless keep_tokens, every
+    app token (whoever learnt the old password may have made one); returns sessions ended."""
     row = _require(conn, name)
     now = utcnow()
     conn.execute("UPDATE users SET password_hash = ?, password_changed_at = ?, updated_at = ?, failed_logins = 0,"
                  " locked_until = NULL WHERE id = ?", (password_hash, now, now, row["id"]))
+    if not keep_tokens:
+        conn.execute("UPDATE app_tokens SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL", (now, row["id"]))
     return conn.execute("UPDATE sessions SET revoked_at = ? WHERE user_id = ? AND revoked_at IS NULL",
                         (now, row["id"])).rowcount
 

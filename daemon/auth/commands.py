@@ -35,9 +35,11 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
     a = users.add_parser("list", help="accounts with their roles")
     common(a)
     a.add_argument("--json", action="store_true")
-    a = users.add_parser("passwd", help="set a new password (ends the user's sessions, lifts a lockout)")
+    a = users.add_parser("passwd", help="set a new password (ends the user's sessions and app tokens, lifts a lockout)")
     common(a)
     a.add_argument("name")
+    a.add_argument("--keep-tokens", action="store_true",
+                   help="keep the user's app tokens working (default: a new password revokes them)")
     a.add_argument("--password-stdin", action="store_true", help="read the password as one line from standard input")
     a = users.add_parser("role", help="change an account's role")
     common(a)
@@ -100,8 +102,10 @@ def run(data: Path, args: argparse.Namespace) -> int:
                 in_transaction(conn, lambda c: accounts.create_user(c, args.name, role, hashed))
                 print(f"created {role.value} {args.name!r}", file=sys.stderr)
             else:
-                ended = in_transaction(conn, lambda c: accounts.set_password(c, args.name, hashed))
-                print(f"password changed for {args.name!r}; {ended} session(s) ended", file=sys.stderr)
+                keep = bool(getattr(args, "keep_tokens", False))
+                ended = in_transaction(conn, lambda c: accounts.set_password(c, args.name, hashed, keep_tokens=keep))
+                tokens = "app tokens kept" if keep else "app tokens revoked"
+                print(f"password changed for {args.name!r}; {ended} session(s) ended, {tokens}", file=sys.stderr)
             return 0
         if action == "role":
             role = parse_role(args.role)

@@ -41,6 +41,7 @@ class AuthSettings:
     max_failures: int = 5  # per account, then locked for `lockout` seconds
     address_failures: int = 20  # per address within `lockout` seconds
     lockout: int = 900
+    app_token_days: int = 365  # an app token made without an expiry ends after this many days (0: never)
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> "AuthSettings":
@@ -221,10 +222,32 @@ class AuthService:
                             details={"field": "scopes"})
         if principal.via != "session":
             raise Forbidden("app tokens are made from a login session, not from another token")
+        if ttl is None and self.settings.app_token_days:
+            ttl = self.settings.app_token_days * 86400  # least privilege: a forgotten token does not live forever
         token = new_app_token()
         info = await self.db.write(lambda c: sessions.create_app_token(c, principal.user_id, name, token_hash(token),
                                                                        scopes, ttl=ttl))
         return {**info, "token": token}
+
+    async def change_password(self, principal: Principal, current: str, new: str, *, keep_tokens: bool) -> int:
+        """The caller changes their own password, proving they know the current one. Every session
+        ends (this one too: log in again) and, unless keep_tokens, every app token. Returns the
+        number of sessions ended."""
+        if principal.session_uid is None:
+            raise Forbidden("a password is changed from a login session, not with an app token")
+        user = await self.db.read(lambda c: c.execute("SELECT * FROM users WHERE id = ?",
+                                                      (principal.user_id,)).fetchone())
+        if user is None or not await self.hash_in_thread(passwords.verify_password, user["password_hash"], current):
+            raise Forbidden("the current password is wrong", details={"field": "current_password"})
+        try:
+            hashed = await self.hash_in_thread(passwords.hash_password, new)
+        except passwords.WeakPassword as exc:
+            raise AccountError(str(exc), details={"field": "new_password"}) from None
+        ended = await self.db.write(lambda c: accounts.set_password(c, user["name"], hashed, keep_tokens=keep_tokens))
+        self.revision += 1
+        log.info("user %r changed their password; %d session(s) ended%s", user["name"], ended,
+                 ", app tokens kept" if keep_tokens else ", app tokens revoked")
+        return ended
 
     async def list_app_tokens(self, principal: Principal) -> list[dict[str, Any]]:
         return await self.db.read(lambda c: sessions.list_app_tokens(c, principal.user_id))

@@ -1,8 +1,10 @@
 """Login sessions and app tokens in the store: synchronous SQL for the writer and the readers.
 
-A session is one login on one device. It holds the hash of its current refresh token and of the
-one before: a refresh with the current one rotates it; a refresh with the previous one means a
-copy was stolen and used (by the thief or by the owner after the thief), so the session ends.
+A session is one login on one device. It holds the hash of its current refresh token; every
+token it replaced is kept in refresh_history. A refresh with the current one rotates it; a
+refresh with any earlier one -- the one just before, or a grandparent a thief kept while the owner
+refreshed twice -- means a copy was stolen and used, so the session ends. (Checking only the
+previous token would let a thief who waits for two rotations fail quietly and try again.)
 """
 
 from __future__ import annotations
@@ -43,14 +45,20 @@ def rotate_refresh(conn: sqlite3.Connection, presented: str, new_hash: str, *, t
         "SELECT s.*, u.name, u.role FROM sessions s JOIN users u ON u.id = s.user_id WHERE s.refresh_hash = ?",
         (presented,)).fetchone()
     if row is None:
-        stolen = conn.execute("SELECT id FROM sessions WHERE prev_refresh_hash = ? AND revoked_at IS NULL",
-                              (presented,)).fetchone()
+        stolen = conn.execute(
+            "SELECT s.id FROM refresh_history h JOIN sessions s ON s.id = h.session_id"
+            " WHERE h.refresh_hash = ? AND s.revoked_at IS NULL", (presented,)).fetchone()
+        if stolen is None:  # sessions from before refresh_history kept only the one before
+            stolen = conn.execute("SELECT id FROM sessions WHERE prev_refresh_hash = ? AND revoked_at IS NULL",
+                                  (presented,)).fetchone()
         if stolen is not None:
             conn.execute("UPDATE sessions SET revoked_at = ? WHERE id = ?", (now, stolen["id"]))
             return "this refresh token was already used; the session has been ended for safety"
         return "unknown refresh token"
     if row["revoked_at"] is not None or row["expires_at"] <= now:
         return "the session has ended; log in again"
+    conn.execute("INSERT OR IGNORE INTO refresh_history (refresh_hash, session_id) VALUES (?, ?)",
+                 (row["refresh_hash"], row["id"]))
     conn.execute("UPDATE sessions SET prev_refresh_hash = refresh_hash, refresh_hash = ?, last_used_at = ?,"
                  " expires_at = ? WHERE id = ?", (new_hash, now, utc_in(ttl), row["id"]))
     return row

@@ -24,12 +24,24 @@ from datetime import datetime, timedelta, timezone
 from typing import Any
 
 from daemon.auth.tokens import new_uid, token_hash
+from daemon.library.thumbnails import ALL_SIZES
 from daemon.search import SearchPage, Viewer, compile, parse, search
 from daemon.timeutil import utcnow
 
 TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters, 192 random bits
 SESSION_TTL = 3600  # seconds a guest's password unlock lasts
 MAX_SELECTION = 5000
+#: The largest side a guest of a link without downloads may fetch: the biggest display thumbnail
+#: (fit_1920). Bigger renders (fit_2560, fit_3840) come close enough to the original that serving
+#: them would undo "no downloads".
+GUEST_MAX_EDGE = 1920
+
+
+def guest_may_fetch(share: "Share", size: str) -> bool:
+    """Whether a guest of this link may fetch a thumbnail of this size: any size with downloads
+    allowed, otherwise none bigger than the largest display thumbnail."""
+    known = ALL_SIZES.get(size)
+    return known is not None and (share.download or known.edge <= GUEST_MAX_EDGE)
 
 
 class ShareError(Exception):

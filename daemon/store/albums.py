@@ -12,6 +12,10 @@ precision; then the album's positions are renumbered 1, 2, 3... once and the mov
 Smart albums keep their query (the search language) and are checked with daemon.search.parse
 when saved, so a typo answers 400 then instead of an empty album later. Their photos are the
 query's results; the same query also answers `album:<id>` in a search (daemon.search.compiler).
+
+Every album has an owner (albums.owner, the user who made it; NULL: only admins may change it).
+Users change and delete only their own albums, admins any (`may_edit`); everyone who may read
+sees every album, with its owner's name.
 """
 
 from __future__ import annotations
@@ -120,8 +124,19 @@ def album_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
         "query": row["query"], "sort_order": row["sort_order"], "favorite": bool(row["favorite"]),
         "private": bool(row["private"]), "photo_count": count, "cover": covers[0] if covers else None,
         "cover_chosen": row["cover_photo_id"] is not None,
-        "created_at": row["created_at"], "updated_at": row["updated_at"],
+        "created_at": row["created_at"], "updated_at": row["updated_at"], "owner": owner_name(conn, row),
     }
+
+
+def owner_name(conn: sqlite3.Connection, row: sqlite3.Row) -> str | None:
+    found = conn.execute("SELECT name FROM users WHERE id = ?", (row["owner"],)).fetchone() if row["owner"] else None
+    return found[0] if found else None
+
+
+def may_edit(row: sqlite3.Row, user_id: int, is_admin: bool) -> bool:
+    """Admins change any album; everyone else only albums they own (an album without an owner,
+    made before owners existed and with no admin then, is admin-only)."""
+    return is_admin or (row["owner"] is not None and row["owner"] == user_id)
 
 
 def list_albums(conn: sqlite3.Connection, kind: str | None = None) -> list[dict[str, Any]]:
@@ -176,8 +191,8 @@ def album_photos(conn: sqlite3.Connection, row: sqlite3.Row, *, cursor: str | No
 
 
 def create_album(conn: sqlite3.Connection, title: str, *, description: str | None = None,
-                 query: str | None = None, photo_uids: Iterable[str] = ()) -> sqlite3.Row:
-    """A new album; a smart one when `query` is given. Returns its row."""
+                 query: str | None = None, photo_uids: Iterable[str] = (), owner: int | None = None) -> sqlite3.Row:
+    """A new album, owned by the user id `owner`; a smart one when `query` is given. Returns its row."""
     title = _title(title)
     kind = "album"
     if query is not None:
@@ -188,10 +203,10 @@ def create_album(conn: sqlite3.Connection, title: str, *, description: str | Non
         raise AlbumError("a smart album's photos come from its query; it cannot be given photos", field="photos")
     now = utcnow()
     cur = conn.execute(
-        "INSERT INTO albums (uid, type, title, description, query, sort_order, created_at, updated_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO albums (uid, type, title, description, query, sort_order, created_at, updated_at, owner)"
+        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
         ("a" + secrets.token_hex(8), kind, title, description, query, "newest" if kind == "smart" else "position",
-         now, now))
+         now, now, owner))
     row = conn.execute("SELECT * FROM albums WHERE id = ?", (cur.lastrowid,)).fetchone()
     if uids:
         add_photos(conn, row["uid"], uids)

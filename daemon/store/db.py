@@ -24,6 +24,8 @@ from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
 
 import aiosqlite
 
+from daemon.system.permissions import private_file, tighten_existing
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -118,6 +120,7 @@ def open_sync(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
     `shoebox people`): WAL and a busy timeout let them write between the daemon's short
     transactions; the schema is brought up to date first, as the daemon would."""
     path.parent.mkdir(parents=True, exist_ok=True)
+    private_file(path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
     conn = sqlite3.connect(path, isolation_level=None, timeout=10)
     conn.execute("PRAGMA journal_mode = WAL")
     _configure(conn, readonly=False)
@@ -151,6 +154,7 @@ class Database:
 
     async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_file(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
         self._writer = await aiosqlite.connect(self.path, isolation_level=None)
 
         def setup(conn: sqlite3.Connection) -> list[str]:
@@ -164,6 +168,7 @@ class Database:
             return apply_migrations(conn)
 
         applied = await self._run(self._writer, setup)
+        tighten_existing(Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))  # made wider by an older version
         if applied:
             log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
         for _ in range(self._reader_count):

@@ -1,11 +1,16 @@
 """What the library looks like right now: counts, queue, errors, offline files, last scan.
 
 One function serves `shoebox status`, `/api/v1/status` and the MQTT state topic, so they can never
-disagree.
+disagree. `for_non_admin` cuts the answer down for everyone but admins (least information): counts
+and progress stay, while file paths (errors, offline files, the library's absolute path), the
+event transports (webhook URLs, the MQTT broker) and model and disk details go. It keeps named
+fields rather than dropping named ones, so a field added later is admin-only until someone decides
+otherwise.
 """
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from typing import Any
 
@@ -57,3 +62,29 @@ def _status(conn: sqlite3.Connection, *, error_limit: int) -> dict[str, Any]:
 
 async def library_status(db: Database, *, error_limit: int = 20) -> dict[str, Any]:
     return await db.read(lambda conn: _status(conn, error_limit=error_limit))
+
+
+#: Top-level fields of the status every signed-in user may see, as they are.
+PUBLIC_FIELDS = ("version", "photos", "files", "queue", "last_indexed", "uptime_s", "indexing", "workers",
+                 "watching", "places")
+_ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\",;:()]+")
+
+
+def for_non_admin(status: dict[str, Any]) -> dict[str, Any]:
+    """The status as a user or viewer sees it: counts and progress, no paths, no other parties."""
+    out = {k: status[k] for k in PUBLIC_FIELDS if k in status}
+    scan = status.get("last_scan")
+    if scan is not None:
+        scan = dict(scan)
+        if scan.get("reason"):
+            scan["reason"] = _ABSOLUTE_PATH.sub("[path]", str(scan["reason"]))
+        out["last_scan"] = scan
+    tagging = status.get("tagging") or {}
+    out["tagging"] = {k: tagging[k] for k in ("enabled", "tasks", "backlog", "tagged", "photos_per_s") if k in tagging}
+    storage = status.get("storage")
+    if isinstance(storage, dict) and "state" in storage:
+        out["storage"] = {"state": storage["state"]}
+    thumbs = status.get("thumbnail_server")
+    if isinstance(thumbs, dict):
+        out["thumbnail_server"] = {"port": thumbs.get("port")}
+    return out
