@@ -1,0 +1,51 @@
+/** Dates in the photo's own time: taken_at is local wall time, shown as such (offset on demand). */
+export function parseLocal(s: string | null | undefined): Date | null {
+  if (!s) return null;
+  const m = /^(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2}))?)?/.exec(s);
+  if (!m) return null;
+  return new Date(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
+}
+
+export function monthLabel(key: string, locale?: string): string {
+  const m = /^(\d{4})-(\d{2})$/.exec(key);
+  if (!m) return key;
+  return new Date(+m[1], +m[2] - 1, 1).toLocaleDateString(locale, { month: "long", year: "numeric" });
+}
+
+export function dayLabel(key: string, locale?: string): string {
+  const d = parseLocal(key);
+  if (!d) return key;
+  return d.toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short", year: "numeric" });
+}
+
+export function dateTime(s: string | null | undefined, locale?: string): string {
+  const d = parseLocal(s);
+  return d ? d.toLocaleString(locale, { dateStyle: "full", timeStyle: "short" }) : "";
+}
+
+/** "+02:00" from an offset in minutes (or a ready "+02:00" string). */
+export function offsetLabel(off: unknown): string {
+  if (off === null || off === undefined || off === "") return "";
+  if (typeof off === "string") return off.startsWith("UTC") ? off : `UTC${off}`;
+  const n = Number(off);
+  if (!Number.isFinite(n)) return "";
+  const sign = n < 0 ? "−" : "+";
+  const a = Math.abs(n);
+  return `UTC${sign}${String(Math.floor(a / 60)).padStart(2, "0")}:${String(a % 60).padStart(2, "0")}`;
+}
+
+export function exposure(p: { exposure_time?: number | null; f_number?: number | null; iso?: number | null; focal_length?: number | null }): string {
+  const parts: string[] = [];
+  if (p.f_number) parts.push(`ƒ/${p.f_number}`);
+  if (p.exposure_time) parts.push(p.exposure_time >= 1 ? `${p.exposure_time} s` : `1/${Math.round(1 / p.exposure_time)} s`);
+  if (p.focal_length) parts.push(`${Math.round(p.focal_length)} mm`);
+  if (p.iso) parts.push(`ISO ${p.iso}`);
+  return parts.join(" · ");
+}
+
+export function fileSize(bytes: number): string {
+  if (bytes < 1024) return `${bytes} B`;
+  if (bytes < 1024 ** 2) return `${(bytes / 1024).toFixed(0)} KB`;
+  if (bytes < 1024 ** 3) return `${(bytes / 1024 ** 2).toFixed(1)} MB`;
+  return `${(bytes / 1024 ** 3).toFixed(2)} GB`;
+}
