@@ -13,9 +13,10 @@ PYTEST_ARGS ?=
 # Debian / Raspberry Pi OS packages the daemon and its tests use.
 APT_PACKAGES := python3-venv python3-dev gcc libimage-exiftool-perl ffmpeg mosquitto \
   libvips-tools wordnet-base nginx-light wrk chromium chromium-driver \
-  libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev
+  libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev \
+  nodejs npm
 # Programs whose absence means the system packages are not installed yet.
-APT_PROBES := exiftool ffmpeg ffprobe mosquitto vipsthumbnail
+APT_PROBES := exiftool ffmpeg ffprobe mosquitto vipsthumbnail node npm
 
 PILLOW_SIMD := pillow-simd==12.1.1.post0
 PILLOW      := Pillow>=11,<14
@@ -23,7 +24,7 @@ PILLOW      := Pillow>=11,<14
 # shadows pillow-simd (both install into the same PIL package).
 NODEPS_PKGS := pillow-heif==1.8.1 pillow-avif-plugin==1.6.0 pillow-jxl-plugin==1.3.8 blurhash-python==1.2.2 reverse-geocoder==1.5.1
 
-.PHONY: run serve test bench deps system-deps venv venv-pillow models-build clean help
+.PHONY: run serve test bench deps system-deps venv venv-pillow web models-build clean help
 
 help:
 	@echo "make run      install what is missing and serve LIBRARY=$(LIBRARY) (DATA=$(DATA))"
@@ -58,7 +59,18 @@ $(VENV)/.installed: pyproject.toml Makefile
 	$(PIP) install -q "ai-edge-litert==2.3.0" || $(PIP) install -q "tflite-runtime==2.14.0" || echo "no TFLite runtime: tagging stays off"
 	touch $@
 
-run: system-deps venv
+# The web app (web/): built to web/dist, which the daemon serves at /. Rebuilt only when a source,
+# package.json or the lock file is newer than the build; `npm ci` installs exactly the lock file.
+WEB_SOURCES := $(shell find web/src web/public web/scripts -type f 2>/dev/null) web/index.html \
+  web/vite.config.ts web/tsconfig.json web/tsconfig.app.json
+
+web: web/dist/index.html
+
+web/dist/index.html: web/package.json web/package-lock.json $(WEB_SOURCES) | system-deps
+	cd web && npm ci --no-audit --no-fund && npm run build
+	touch $@
+
+run: system-deps venv web
 	mkdir -p "$(DATA)" "$(LIBRARY)"
 	$(VENV)/bin/shoebox serve --library "$(LIBRARY)" --data "$(DATA)"
 
@@ -66,7 +78,8 @@ serve: run
 
 # The whole suite with the main environment (pillow-simd on x86-64), then the pixel tests again
 # with plain Pillow (what a Raspberry Pi runs): both must pass.
-test: system-deps venv venv-pillow
+test: system-deps venv venv-pillow web
+	cd web && npx vitest run
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
 	$(PILLOW_VENV)/bin/pytest -q $(PILLOW_TESTS)
 
