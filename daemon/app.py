@@ -26,6 +26,7 @@ from daemon.events.service import EventService
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import JobQueue
 from daemon.library.decode import DecodeLimits
+from daemon.library.gate import Gate
 from daemon.library.import_runs import ImportReport, ImportRuns
 from daemon.library.importer import ImportRefused
 from daemon.library.indexer import Indexer, StoreOutcome
@@ -55,6 +56,9 @@ class App:
         self.library: Path = config.library
         self.db_path = self.data / "shoebox.db"
         self.thumbs = self.data / "thumbs"
+        # every library file is opened through this gate: to index it, read a sidecar, serve it
+        self.gate = Gate(self.library, allowed=config["index.allowed_link_targets"], protected=(self.data,),
+                         scratch=self.data / "pins")
         self.db: Database | None = None
         self.pool: WorkerPool | None = None
         self.queue: JobQueue | None = None
@@ -121,7 +125,7 @@ class App:
             limits=DecodeLimits(max_pixels=cfg["index.max_pixels"]), places=self.places,
             exiftool=cfg["index.exiftool"], exiftool_timeout=cfg["index.exiftool_timeout"],
             ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], tagging=bool(tagging.tasks()),
-            on_stored=self._stored)
+            on_stored=self._stored, gate=self.gate)
         # One job more than workers keeps every worker busy while a job waits for the writer.
         self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"],
                               storage=self.storage)
@@ -135,7 +139,8 @@ class App:
                 if state["state"] in ("missing", "failed"):
                     log.warning("tagging: %s model %s: %s", task, state["state"], state["reason"])
             await self.tagger.requeue_backlog()
-        self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"])
+        self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"],
+                               gate=self.gate)
         self.events = EventService(self)
         await self.events.start()
         self.imports = ImportRuns(self)

@@ -38,7 +38,7 @@ class Setting:
 
     section: str  # "" for top-level keys
     key: str
-    type: str  # bool | int | float | str | path | choice
+    type: str  # bool | int | float | str | path | paths | choice
     default: Any
     help: str
     minimum: float | None = None
@@ -72,6 +72,8 @@ class Setting:
             return kind + (lo + ("," if lo and hi else "") + hi)
         if self.type == "path":
             return "a file system path"
+        if self.type == "paths":
+            return f"a list of file system paths (a TOML array; separated by {os.pathsep!r} in a variable or flag)"
         return "text"
 
     def coerce(self, raw: Any, origin: str) -> Any:
@@ -109,6 +111,11 @@ class Setting:
             if value not in self.choices:
                 raise bad()
             return value
+        if t == "paths":
+            items = raw.split(os.pathsep) if isinstance(raw, str) else raw
+            if not isinstance(items, (list, tuple)) or not all(isinstance(i, (str, Path)) for i in items):
+                raise bad()
+            return tuple(Path(os.path.expandvars(str(i).strip())).expanduser() for i in items if str(i).strip())
         if t == "path":
             if not isinstance(raw, (str, Path)) or not str(raw).strip():
                 raise bad()
@@ -150,6 +157,8 @@ SCHEMA: tuple[Setting, ...] = (
             "Seconds between full rescans while serving (catches what the watcher missed); 0 turns them off.", 0, 604800),
     Setting("index", "scan_on_start", "bool", True, "Scan the library when `shoebox serve` starts."),
     Setting("index", "follow_symlinks", "bool", True, "Follow symbolic links inside the library (loops are detected)."),
+    Setting("index", "allowed_link_targets", "paths", (),
+            "Folders outside the library that links inside it may lead to (e.g. another drive); links to anywhere else are skipped."),
     Setting("index", "max_pixels", "int", 200_000_000,
             "Largest image (in pixels) that is decoded; bigger files are recorded as errors (decompression bombs).",
             1_000_000, 2_000_000_000),
@@ -272,7 +281,8 @@ class Config:
         rows = []
         for s in SCHEMA:
             v = self.values[s.name]
-            rows.append((s.name, "***" if s.secret and v else str(v), self.origins.get(s.name, "default")))
+            shown = os.pathsep.join(map(str, v)) if s.type == "paths" else str(v)
+            rows.append((s.name, "***" if s.secret and v else shown, self.origins.get(s.name, "default")))
         return rows
 
 
@@ -328,6 +338,8 @@ def load_config(
             value = setting.coerce(raw, str(path))
             if setting.type == "path" and not value.is_absolute():
                 value = (path.parent / value).resolve()  # relative to the file, not to the caller's cwd
+            if setting.type == "paths":
+                value = tuple(v if v.is_absolute() else (path.parent / v).resolve() for v in value)
             values[name] = value
             origins[name] = str(path)
 

@@ -2,7 +2,10 @@
 
 Files are always found by id (a photo id and a file's index, or a thumbnail's content hash and
 a size name checked against the known sizes), never by a path a client sends, so no request
-can name a file outside the library or the thumbnail folder.
+can name a file outside the library or the thumbnail folder. And what the stored path leads to
+is checked again when it is opened (daemon.library.gate): a photo replaced by a link to
+/etc/passwd after it was indexed is refused (403), and what is sent is the very file that was
+checked (by its /proc/self/fd name), not whatever the name leads to a moment later.
 
 Thumbnails are named by content hash and encoder settings, so a name's bytes never change: they
 are sent with `Cache-Control: private, max-age=31536000, immutable` ("private" rather than
@@ -12,6 +15,7 @@ tags cannot send headers, so these routes also accept `?t=<thumbnail token>`.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import sqlite3
 from pathlib import Path
@@ -26,11 +30,12 @@ from daemon.api.access import requires
 from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
 from daemon.api.thumbnails import ThumbnailRequestError, ThumbnailService, check_request
-from daemon.api.photos import Uid, library_path
+from daemon.api.photos import Uid
 from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.library.decode import DecodeError
 from daemon.library.formats import Kind
+from daemon.library.gate import Opened, OutsideLibrary
 from daemon.library.render import render_size
 from daemon.library.thumbnails import ALL_SIZES
 
@@ -50,6 +55,32 @@ def _app(request: web.Request) -> App:
 
 
 # -- originals ----------------------------------------------------------------------------------------
+
+
+class GatedFileResponse(web.FileResponse):
+    """aiohttp's FileResponse (Range, ETag, sendfile) of a file the gate opened: it reopens the
+    open file through /proc/self/fd, so a link swapped in after the check changes nothing."""
+
+    def __init__(self, opened: Opened, **kwargs: Any) -> None:
+        super().__init__(opened.proc_path, **kwargs)
+        self._opened = opened
+
+    async def prepare(self, request: web.BaseRequest) -> Any:
+        try:
+            return await super().prepare(request)
+        finally:
+            self._opened.close()
+
+
+async def open_library_file(app: App, rel: bytes, shown: str) -> Opened:
+    """Open a stored library path through the gate (off the event loop): 403 for one that leads
+    outside the library, 404 for one that is not there."""
+    try:
+        return await asyncio.get_running_loop().run_in_executor(None, app.gate.open, rel)
+    except OutsideLibrary as exc:
+        raise ApiError(403, "forbidden", f"{shown} is not served: {exc.reason}") from None
+    except OSError:
+        raise ApiError(404, "offline", f"{shown} is not on disk") from None
 
 
 async def send_photo_file(request: web.Request, uid: str, index: int | None, download: bool) -> web.StreamResponse:
@@ -72,10 +103,8 @@ async def send_photo_file(request: web.Request, uid: str, index: int | None, dow
         raise not_found(f"no photo {uid!r}" if index is None else f"photo {uid!r} has no file {index}")
     if f["offline"]:
         raise ApiError(404, "offline", f"{f['path_text']} is offline (its drive or folder is not there)")
-    path = library_path(app.library, bytes(f["path"]))
-    if not path.is_file():
-        raise ApiError(404, "offline", f"{f['path_text']} is not on disk")
-    name = path.name
+    opened = await open_library_file(app, bytes(f["path"]), f["path_text"])
+    name = opened.name
     disposition = "attachment" if download else "inline"
     headers = {
         "Content-Disposition": f"{disposition}; filename*=UTF-8''{quote(name, safe='')}",
@@ -84,9 +113,8 @@ async def send_photo_file(request: web.Request, uid: str, index: int | None, dow
         # an original is shown, never run: no scripts even if a file claims to be HTML or SVG
         "Content-Security-Policy": "sandbox; default-src 'none'",
     }
-    if f["mime"]:
-        headers["Content-Type"] = f["mime"]
-    return web.FileResponse(path, headers=headers)
+    headers["Content-Type"] = f["mime"] or "application/octet-stream"
+    return GatedFileResponse(opened, headers=headers)
 
 
 @requires(Scope.READ)
@@ -122,14 +150,17 @@ async def _render_missing(app: App, key: str, size: str) -> Path:
         raise not_found("no photo has this thumbnail key")
     if f["offline"]:
         raise ApiError(404, "offline", "the photo's file is offline, so this size cannot be made now")
-    path = library_path(app.library, bytes(f["path"]))
     kind = Kind(f["kind"])
     ix = app.indexer
     raw_preview = ix.raw_preview if kind is Kind.RAW else None
+
+    def make() -> Path:
+        with app.gate.pinned(bytes(f["path"])) as path:  # the photo's file, checked as it is opened
+            return render_size(path, kind=kind, content_hash=key, thumbs_root=app.thumbs, settings=ix.settings,
+                               limits=ix.limits, size=size, raw_preview=raw_preview, ffmpeg=ix.ffmpeg)
+
     try:
-        return await app.pool.run(render_size, path, kind=kind, content_hash=key, thumbs_root=app.thumbs,
-                                  settings=ix.settings, limits=ix.limits, size=size, raw_preview=raw_preview,
-                                  ffmpeg=ix.ffmpeg)
+        return await app.pool.run(make)
     except (DecodeError, OSError) as exc:
         log.warning("could not make %s of %s: %s", size, key, exc)
         raise ApiError(404, "not_renderable", f"this size cannot be made: {exc}") from None

@@ -24,6 +24,7 @@ import os
 import secrets
 import sqlite3
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -33,6 +34,7 @@ from daemon.jobs.queue import PRIORITY_TAG, Job, enqueue, finish
 from daemon.library.decode import DecodeError, DecodeLimits
 from daemon.library.exiftool import ExifTool
 from daemon.library.formats import PRIMARY_RANK, Kind
+from daemon.library.gate import Gate
 from daemon.library.metadata import Metadata, read_metadata
 from daemon.library.motion import find_motion_video
 from daemon.library.quality import quality_score
@@ -122,10 +124,12 @@ class Indexer:
                  exiftool: str = "exiftool", exiftool_timeout: float = 20.0, ffmpeg: str = "ffmpeg",
                  ffprobe: str = "ffprobe", tagging: bool = False,
                  on_stored: Callable[[StoreOutcome], None] | None = None,
-                 tx_hooks: list[TxHook] | None = None) -> None:
+                 tx_hooks: list[TxHook] | None = None, gate: Gate | None = None) -> None:
         self.db = db
         self.pool = pool
         self.root = root
+        # every file and sidecar is opened through the gate: nothing outside the library is read
+        self.gate = gate if gate is not None else Gate(root)
         self.thumbs = thumbs
         self.settings = settings
         self.limits = limits
@@ -151,15 +155,19 @@ class Indexer:
         """((sha1, size, mtime_ns), seconds spent): timed here, not around pool.run, so the
         benchmark's stage figure excludes waiting for a free worker."""
         start = time.perf_counter()
-        path = self._abs(rel)
         digest = hashlib.sha1()
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
+        with self.gate.open(rel) as opened, open(opened.fd, "rb", closefd=False) as fh:
+            st = opened.stat
             while chunk := fh.read(HASH_CHUNK):
                 digest.update(chunk)
         return (digest.hexdigest(), st.st_size, st.st_mtime_ns), time.perf_counter() - start
 
     def _extract(self, row: sqlite3.Row, hashed: tuple[str, int, int], same_content: list[sqlite3.Row]) -> Extracted:
+        with ExitStack() as pins:  # the gate's pinned paths live until the extraction is done
+            return self._extract_pinned(pins, row, hashed, same_content)
+
+    def _extract_pinned(self, pins: ExitStack, row: sqlite3.Row, hashed: tuple[str, int, int],
+                        same_content: list[sqlite3.Row]) -> Extracted:
         sha1, size, mtime_ns = hashed
         kind = Kind(row["kind"])
         out = Extracted(sha1=sha1, size=size, mtime_ns=mtime_ns, kind=kind)
@@ -176,10 +184,14 @@ class Indexer:
             return out
 
         rel = bytes(row["path"])
-        path = Path(os.fsdecode(self._abs(rel)))
+        try:
+            path = pins.enter_context(self.gate.pinned(rel))
+        except OSError as exc:
+            out.error = f"cannot read file: {exc.strerror or exc}"
+            return out
         t0 = time.perf_counter()
-        sidecar_paths = [p for p in sidecar_candidates(path) if p.is_file()]
-        out.sidecars = [os.fsencode(p.relative_to(self.root)) for p in sidecar_paths]
+        found = [self.gate.relative(p) for p in sidecar_candidates(Path(os.fsdecode(self._abs(rel)))) if p.is_file()]
+        out.sidecars, sidecar_paths = self.gate.pin_each(pins, found, out.warnings)
         exiftool = self._exiftool()
         try:
             out.metadata = read_metadata(path, exiftool=exiftool, sidecars=sidecar_paths,

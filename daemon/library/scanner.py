@@ -23,6 +23,7 @@ from pathlib import Path
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import PRIORITY_INDEX, enqueue
 from daemon.library.formats import Kind, mime_of
+from daemon.library.gate import Gate
 from daemon.library.walk import FoundFile, WalkResult, walk
 from daemon.store.db import Database
 from daemon.timeutil import utcnow
@@ -75,11 +76,13 @@ def sidecar_targets(sidecar_name: bytes) -> tuple[str, str]:
 class Scanner:
     """Scans the library root into the store. One scan at a time (an asyncio lock)."""
 
-    def __init__(self, db: Database, pool: WorkerPool, root: Path, *, follow_symlinks: bool = True) -> None:
+    def __init__(self, db: Database, pool: WorkerPool, root: Path, *, follow_symlinks: bool = True,
+                 gate: Gate | None = None) -> None:
         self.db = db
         self.pool = pool
         self.root = root
         self.follow_symlinks = follow_symlinks
+        self.gate = gate  # links that leave the library are not followed (daemon.library.gate)
         self._lock = asyncio.Lock()
         self.running = False
         self.last: ScanReport | None = None
@@ -101,7 +104,8 @@ class Scanner:
         reason = await self.pool.run(self._root_problem, root)
         if reason is not None:
             return await self._record_skip(started, reason)
-        result: WalkResult = await self.pool.run(walk, root, follow_symlinks=self.follow_symlinks, only=only)
+        result: WalkResult = await self.pool.run(walk, root, follow_symlinks=self.follow_symlinks, only=only,
+                                                 gate=self.gate)
         if only is None:
             reason = await self._volume_problem(root, result)
             if reason is not None:

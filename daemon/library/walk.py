@@ -5,6 +5,11 @@ card written by an old device, a Samba share) is indexed like any other instead 
 walk. Symbolic links are followed (a library often links in other drives) but every directory is
 visited at most once by (device, inode), which makes link loops harmless. Hidden entries and
 anything matched by a `.shoeboxignore` file are skipped.
+
+With a gate (daemon.library.gate) the walk never lists a folder outside the library: a folder, or
+a link to one, that resolves outside the library and the allowed folders is not entered and is
+reported in `errors` with the reason. A link to a file outside is reported as found with the
+link's own size and time (never the target's), so the index job records why it was refused.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import dataclass, field
 from typing import Iterator
 
 from daemon.library.formats import Kind, kind_of
+from daemon.library.gate import Gate
 
 log = logging.getLogger(__name__)
 
@@ -90,7 +96,8 @@ def _join(rel: bytes, name: bytes) -> bytes:
     return rel + b"/" + name if rel else name
 
 
-def walk(root: bytes | str, *, follow_symlinks: bool = True, only: list[bytes] | None = None) -> WalkResult:
+def walk(root: bytes | str, *, follow_symlinks: bool = True, only: list[bytes] | None = None,
+         gate: Gate | None = None) -> WalkResult:
     """Every media and sidecar file below root (or below the relative folders in `only`)."""
     root_b = os.fsencode(root)
     result = WalkResult()
@@ -98,7 +105,7 @@ def walk(root: bytes | str, *, follow_symlinks: bool = True, only: list[bytes] |
     starts = only if only is not None else [b""]
     for start in starts:
         rules = _rules_above(root_b, start)
-        _walk_dir(root_b, start, rules, follow_symlinks, visited, result)
+        _walk_dir(root_b, start, rules, follow_symlinks, visited, result, gate)
     return result
 
 
@@ -117,11 +124,15 @@ def _rules_above(root: bytes, rel: bytes) -> list[IgnoreRule]:
 
 
 def _walk_dir(root: bytes, rel: bytes, inherited: list[IgnoreRule], follow: bool,
-              visited: set[tuple[int, int]], result: WalkResult) -> None:
+              visited: set[tuple[int, int]], result: WalkResult, gate: Gate | None = None) -> None:
     stack: list[tuple[bytes, list[IgnoreRule]]] = [(rel, inherited)]
     while stack:
         rel_dir, rules = stack.pop()
         abs_dir = os.path.join(root, rel_dir) if rel_dir else root
+        if gate is not None and rel_dir and (b".." in rel_dir.split(b"/") or not gate.allows_target(abs_dir)):
+            result.errors.append((rel_dir, "a link to a folder outside the library, not followed"
+                                           " (see [index] allowed_link_targets)"))
+            continue
         try:
             st = os.stat(abs_dir)
         except OSError as exc:
@@ -164,12 +175,15 @@ def _walk_dir(root: bytes, rel: bytes, inherited: list[IgnoreRule], follow: bool
             if kind is None:
                 result.ignored += 1
                 continue
+            # a link that leaves the library: found (so the index job records why it is refused),
+            # but described by the link itself, so nothing about its target reaches the index
+            outside = is_link and gate is not None and not gate.allows_target(os.path.join(abs_dir, name))
             try:
-                st_file = entry.stat(follow_symlinks=follow)
+                st_file = entry.stat(follow_symlinks=follow and not outside)
             except OSError as exc:
                 result.errors.append((child, exc.strerror or str(exc)))
                 continue
-            if not stat.S_ISREG(st_file.st_mode):
+            if not stat.S_ISREG(st_file.st_mode) and not outside:
                 continue
             result.files.append(FoundFile(child, st_file.st_size, st_file.st_mtime_ns, st_file.st_ino, kind))
 

@@ -132,7 +132,12 @@ async def test_symlink_loop_and_linked_folder(library: Path, tmp_path: Path, sam
     copy_sample(samples, "exif-samples/jpg/Nikon_D70.jpg", elsewhere)
     os.symlink(elsewhere, library / "linked")
     data = tmp_path / "data"
+    # a folder outside the library is followed only when the admin allowed it
     report = await index(make_config(library, data))
+    assert report.status == "done"
+    assert sorted(by_path(data)) == ["a/Canon_40D.jpg"]
+    assert [rel for rel, _ in report.unreadable] == ["linked"]
+    report = await index(make_config(library, data, index__allowed_link_targets=str(elsewhere)))
     assert report.status == "done"
     assert sorted(by_path(data)) == ["a/Canon_40D.jpg", "linked/Nikon_D70.jpg"]
 
