@@ -249,10 +249,10 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
     if report.status == "skipped":
         print(f"shoebox: scan skipped: {report.reason}", file=sys.stderr)
     if full is not None:
-        waiting = status["queue"].get("total", 0)
+        waiting = status["queue"].get("index", 0)
         print(f"shoebox: indexing stopped: the {full['volume']} disk is full ({full['free_mib']} MiB free at "
-              f"{full['path']}, {full['min_free_mib']} MiB needed: [index] min_free_mib); {waiting} files wait "
-              f"for the next run once space is freed", file=sys.stderr)
+              f"{full['path']}; Shoebox keeps {full['min_free_mib']} MiB free: [index] min_free_mib); {waiting} "
+              f"files wait for the next run once space is freed", file=sys.stderr)
         return EXIT_DISK_FULL
     done = sum(counts.values())
     print(f"indexed {counts['indexed']} files in {elapsed:.1f} s ({done / elapsed if elapsed else 0:.1f} files/s); "
@@ -448,9 +448,13 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     print(f"library   {config.library}")
     st = status["storage"]
     if st["state"] == "full":
-        print(f"storage   FULL: indexing {'paused since ' + st['since'] if st.get('since') else 'cannot start'}; "
-              f"the {st['volume']} disk has {st['free_mib']} MiB free at {st['path']} "
-              f"({st['min_free_mib']} MiB needed); it resumes by itself once space is freed")
+        where = f"the {st['volume']} disk has {st['free_mib']} MiB free at {st['path']}"
+        if st["running"]:
+            print(f"storage   FULL: indexing paused since {st['since']}: {where}; it resumes by itself once "
+                  f"space is freed")
+        else:
+            print(f"storage   FULL: {where} ({st['min_free_mib']} MiB needed: [index] min_free_mib); "
+                  f"indexing cannot start until space is freed")
     else:
         print(f"storage   ok ({st['free_mib']} MiB free on the data disk)")
     print(f"photos    {p['total']} ({p['videos']} videos, {p['live']} live, {p['raw']} raw; "

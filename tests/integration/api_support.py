@@ -7,6 +7,7 @@ import asyncio
 import json
 import shutil
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
@@ -139,10 +140,15 @@ def http_json(method: str, url: str, body: Any = None, token: str | None = None)
 
 
 class Daemon:
-    """`shoebox serve` on a free loopback port; `with Daemon(...) as d: d.base ...`."""
+    """`shoebox serve` on a free loopback port; `with Daemon(...) as d: d.base ...`.
 
-    def __init__(self, library: Path, data: Path, *extra: str) -> None:
+    Its stderr goes to a file (a pipe nobody reads would stall a chatty daemon); at the end the
+    test fails if the log shows an asyncio task whose exception nobody retrieved."""
+
+    def __init__(self, library: Path, data: Path, *extra: str, env: dict[str, str] | None = None) -> None:
         self.library, self.data, self.extra = library, data, extra
+        self.extra_env = env or {}
+        self.stderr_file = tempfile.TemporaryFile()
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.thumbs_port = free_port()
@@ -151,11 +157,12 @@ class Daemon:
 
     def __enter__(self) -> "Daemon":
         env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SHOEBOX_")}
+        env.update(self.extra_env)
         self.proc = subprocess.Popen(
             [*SHOEBOX, "serve", "--library", str(self.library), "--data", str(self.data), "--server-host",
              "127.0.0.1", "--server-port", str(self.port), "--server-thumbnail-port", str(self.thumbs_port), "--workers", "2", "--index-watch", "false",
              "--tagging-enabled", "false", "--zeroconf-enabled", "false", *self.extra],
-            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+            cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr_file)
         deadline = time.monotonic() + 60
         while True:
             try:
@@ -164,11 +171,16 @@ class Daemon:
             except OSError:
                 pass
             if self.proc.poll() is not None:
-                raise AssertionError(f"shoebox serve exited: {self.proc.stderr.read().decode()[-3000:]}")
+                raise AssertionError(f"shoebox serve exited: {self.stderr()[-3000:]}")
             if time.monotonic() > deadline:
                 self.__exit__()
                 raise AssertionError("shoebox serve did not answer /health within 60 s")
             time.sleep(0.2)
+
+    def stderr(self) -> str:
+        """Everything the daemon logged so far."""
+        self.stderr_file.seek(0)
+        return self.stderr_file.read().decode(errors="replace")
 
     def __exit__(self, *exc: object) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -178,6 +190,11 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        log = self.stderr()
+        failing = bool(exc) and exc[0] is not None  # do not hide the test's own failure
+        if "exception was never retrieved" in log and not failing:
+            raise AssertionError("an asyncio task in shoebox serve failed unseen:\n"
+                                 + log[log.index("exception was never retrieved") - 200:][:3000])
 
     def login(self, name: str = "admin", password: str = PASSWORD) -> dict[str, Any]:
         status, body = http_json("POST", f"{self.base}/api/v1/auth/login", {"username": name, "password": password})
