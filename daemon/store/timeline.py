@@ -59,9 +59,9 @@ def month_photos(conn: sqlite3.Connection, compiled: Compiled, month: str) -> li
         params["_lo"], params["_hi"] = month, nxt
         cond = "p.taken_at >= :_lo AND p.taken_at < :_hi"
         order = "p.taken_at DESC, p.id DESC"
-    ids = [r[0] for r in conn.execute(
-        f"SELECT p.id FROM {compiled.source} WHERE {compiled.where} AND {cond} ORDER BY {order}", params)]
-    return photo_pages.summaries_by_id(conn, ids)
+    columns = ", ".join(f"p.{c}" for c in photo_pages.SUMMARY_COLUMNS)
+    return [photo_pages.summary(r) for r in conn.execute(
+        f"SELECT {columns} FROM {compiled.source} WHERE {compiled.where} AND {cond} ORDER BY {order}", params)]
 
 
 @dataclass(frozen=True)
@@ -147,14 +147,15 @@ def _up(x: float) -> float:
 
 
 def map_points(conn: sqlite3.Connection, compiled: Compiled, box: Box, limit: int) -> dict[str, Any]:
-    """Geotagged photos in a viewport as compact rows `[id, lat, lng, thumb_key]`, newest first,
-    at most `limit` (then `truncated` is true and the caller should ask for clusters)."""
+    """Geotagged photos in a viewport as compact rows `[id, lat, lng, thumb_key]`, at most
+    `limit` (then `truncated` is true and the caller should ask for clusters). In no particular
+    order: they are for clustering on the device, and sorting would read every row first."""
     params = dict(compiled.params)
     params["_s"], params["_n"], params["_limit"] = box.south, box.north, limit + 1
     rows = conn.execute(
         f"SELECT p.uid, p.lat, p.lng, p.thumb_key FROM {compiled.source} WHERE {compiled.where}"
         f" AND p.lat IS NOT NULL AND p.lat BETWEEN :_s AND :_n AND {box.lng_condition(params)}"
-        f" ORDER BY p.taken_at DESC LIMIT :_limit", params).fetchall()
+        f" LIMIT :_limit", params).fetchall()
     truncated = len(rows) > limit
     points = [[r[0], round(r[1], 6), round(r[2], 6), r[3]] for r in rows[:limit]]
     return {"count": len(points), "truncated": truncated, "points": points}

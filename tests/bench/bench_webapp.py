@@ -1,0 +1,242 @@
+"""Web app benchmark (issue 11): the API calls the app's timeline and map make at 100k and 1M
+photos, and the app itself in Debian's chromium.
+
+    .venv/bin/python -m tests.bench.bench_webapp                 # everything
+    .venv/bin/python -m tests.bench.bench_webapp --sizes 100000  # API part on the 100k store only
+    .venv/bin/python -m tests.bench.bench_webapp --skip-api      # browser part only
+
+API part: `shoebox serve` on a copy of the search benchmark's generated store (100,000 and
+1,000,000 photos; generated once into .bench/), one kept-alive connection, p50/p95 of month
+buckets for the whole library, one month's photos, the map's world clusters (zoom 2, what the map
+asks first) and compact points. The first (cold) call of each is reported too: the world clusters
+are computed once per zoom and shared for 30 s, so the warm p95 is what panning costs and the
+cold figure what the first visitor after a change waits.
+
+Browser part (needs web/dist: `make web`): the generated 100k store served by `shoebox serve`,
+chromium driven by Playwright over the DevTools protocol: initial JavaScript (gzip) from the
+build's manifest; navigation to the first 30 thumbnails decoded on screen, cold (fresh profile,
+median of 5) and warm (reload); a scripted fling through 10,000 photos with long tasks (> 50 ms)
+and the largest DOM node count seen.
+
+Figures are printed beside their targets and written to .bench/webapp.json; nothing is asserted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import gzip
+import json
+import shutil
+import statistics
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from tests.bench.bench_search import ensure_store
+from tests.bench.util import BENCH_DIR, Table, fmt, machine
+from tests.integration.api_support import PASSWORD, Daemon, create_admin, http_json
+from tests.integration.support import REPO
+from tests.integration.test_api_latency import measure_latency
+
+SERVE_FLAGS = ("--index-scan-on-start", "false", "--index-rescan-interval", "0")
+API_TARGETS_MS = {100_000: 50.0, 1_000_000: 150.0}
+JS_TARGET_KB = 150.0
+FIRST_COLD_TARGET_S, FIRST_WARM_TARGET_S = 1.0, 0.4
+LONG_TASK_MS, DOM_TARGET = 50.0, 3000
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+
+
+def serve_store(root: Path, n: int) -> tuple[Path, Path]:
+    """(library, data) with a copy of the generated n-photo store and an admin."""
+    source = ensure_store(n)
+    library, data = root / f"library-{n}", root / f"data-{n}"
+    library.mkdir(parents=True)
+    data.mkdir(parents=True)
+    shutil.copyfile(source, data / "shoebox.db")
+    places = source.parent / "places.db"
+    if places.exists():
+        shutil.copyfile(places, data / "places.db")
+    create_admin(library, data)
+    return library, data
+
+
+def _cold_ms(base: str, token: str, path: str) -> float:
+    started = time.perf_counter()
+    status, _ = http_json("GET", base + path, token=token)
+    if status != 200:
+        raise AssertionError(f"GET {path} answered {status}")
+    return (time.perf_counter() - started) * 1000
+
+
+def bench_api(root: Path, n: int, requests: int) -> dict[str, Any]:
+    library, data = serve_store(root, n)
+    with Daemon(library, data, *SERVE_FLAGS) as daemon:
+        token = daemon.login()["access_token"]
+        months = http_json("GET", f"{daemon.base}/api/v1/timeline/months", token=token)[1]
+        busiest = max(months["months"], key=lambda m: m["count"])
+        paths = {
+            "month buckets, whole library": "/api/v1/timeline/months",
+            f"one month's photos ({busiest['month']}, {busiest['count']})": f"/api/v1/timeline/months/{busiest['month']}",
+            "map: world clusters (zoom 2)": "/api/v1/map/clusters?zoom=2",
+            "map: Europe clusters (zoom 5)": "/api/v1/map/clusters?zoom=5&west=-10&south=35&east=30&north=60",
+            "map: compact points (20,000)": "/api/v1/map/points?limit=20000",
+        }
+        rows = {}
+        for name, path in paths.items():
+            cold = _cold_ms(daemon.base, token, path)
+            lat = measure_latency(daemon.base, token, path, requests=requests, warmup=3)
+            rows[name] = {"cold_ms": cold, "p50_ms": lat.p50_ms, "p95_ms": lat.p95_ms}
+    return {"n": n, "total": months["total"], "months": len(months["months"]), "rows": rows}
+
+
+# -- the browser ----------------------------------------------------------------------------------
+
+
+def initial_js_kb(dist: Path) -> dict[str, float]:
+    """gzip size of the JavaScript index.html loads before anything else (entry + static imports)."""
+    manifest_file = dist / ".vite" / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    entry = next(k for k, v in manifest.items() if v.get("isEntry"))
+    seen: set[str] = set()
+
+    def walk(key: str) -> None:
+        if key in seen:
+            return
+        seen.add(key)
+        for dep in manifest[key].get("imports", []):
+            walk(dep)
+
+    walk(entry)
+    raw = gz = 0
+    for key in seen:
+        data = (dist / manifest[key]["file"]).read_bytes()
+        raw += len(data)
+        gz += len(gzip.compress(data, 9))
+    return {"files": len(seen), "raw_kb": raw / 1024, "gzip_kb": gz / 1024}
+
+
+FIRST_THUMBS_JS = """(want) => {
+  const imgs = [...document.querySelectorAll('img')].filter(i => {
+    const r = i.getBoundingClientRect();
+    return r.width > 0 && r.bottom > 0 && r.top < innerHeight && i.complete && i.naturalWidth > 0;
+  });
+  return imgs.length >= want;
+}"""
+
+FLING_JS = """async ({photos, step}) => {
+  const scroller = [...document.querySelectorAll('*')].concat([document.scrollingElement])
+    .filter(e => e && e.scrollHeight > e.clientHeight + 10 && getComputedStyle(e).overflowY !== 'hidden')
+    .sort((a, b) => b.scrollHeight - a.scrollHeight)[0];
+  const longTasks = [];
+  const obs = new PerformanceObserver(list => { for (const e of list.getEntries()) longTasks.push(e.duration); });
+  obs.observe({type: 'longtask', buffered: false});
+  let maxNodes = document.getElementsByTagName('*').length;
+  const total = scroller.scrollHeight;
+  const perPhoto = total / Math.max(1, photos.total);
+  const target = Math.min(total, perPhoto * photos.fling);
+  const started = performance.now();
+  while (scroller.scrollTop + scroller.clientHeight < target) {
+    scroller.scrollTop += step;
+    await new Promise(r => requestAnimationFrame(() => r()));
+    maxNodes = Math.max(maxNodes, document.getElementsByTagName('*').length);
+  }
+  await new Promise(r => setTimeout(r, 500));
+  obs.disconnect();
+  return {seconds: (performance.now() - started) / 1000, longTasks, maxNodes,
+          scrolled: scroller.scrollTop, height: total};
+}"""
+
+
+def bench_browser(root: Path, runs: int) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+
+    dist = REPO / "web" / "dist"
+    if not (dist / "index.html").is_file():
+        raise SystemExit("web/dist is missing: run `make web` first")
+    js = initial_js_kb(dist)
+    library, data = serve_store(root, 100_000)
+    out: dict[str, Any] = {"initial_js": js}
+    with Daemon(library, data, *SERVE_FLAGS) as daemon, sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        cold, warm = [], []
+        for _ in range(runs):
+            context = browser.new_context(viewport={"width": 1440, "height": 900})
+            page = context.new_page()
+            page.goto(f"{daemon.base}/login")
+            page.get_by_label("User name").fill("admin")
+            page.get_by_label("Password").fill(PASSWORD)
+            page.get_by_role("button", name="Log in").click()
+            page.wait_for_url(lambda u: "/login" not in u, timeout=30_000)
+            page.goto("about:blank")
+            started = time.perf_counter()
+            page.goto(daemon.base + "/")
+            page.wait_for_function(FIRST_THUMBS_JS, arg=30, timeout=60_000, polling="raf")
+            cold.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            page.reload()
+            page.wait_for_function(FIRST_THUMBS_JS, arg=30, timeout=60_000, polling="raf")
+            warm.append(time.perf_counter() - started)
+            context.close()
+        context = browser.new_context(viewport={"width": 1440, "height": 900})
+        page = context.new_page()
+        page.goto(f"{daemon.base}/login")
+        page.get_by_label("User name").fill("admin")
+        page.get_by_label("Password").fill(PASSWORD)
+        page.get_by_role("button", name="Log in").click()
+        page.wait_for_function(FIRST_THUMBS_JS, arg=10, timeout=60_000)
+        fling = page.evaluate(FLING_JS, {"photos": {"total": 100_000, "fling": 10_000}, "step": 600})
+        context.close()
+        browser.close()
+    out.update(first_cold_s=statistics.median(cold), first_warm_s=statistics.median(warm), fling=fling,
+               cold_runs=cold, warm_runs=warm)
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--sizes", type=int, nargs="+", default=[100_000, 1_000_000])
+    ap.add_argument("--requests", type=int, default=40)
+    ap.add_argument("--runs", type=int, default=5, help="cold navigations for the first-thumbnails figure")
+    ap.add_argument("--skip-api", action="store_true")
+    ap.add_argument("--skip-browser", action="store_true")
+    args = ap.parse_args()
+    print(f"machine: {machine()}")
+    results: dict[str, Any] = {}
+    BENCH_DIR.mkdir(exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="shoebox-bench-web-", dir=BENCH_DIR) as tmp:
+        root = Path(tmp)
+        if not args.skip_api:
+            for n in args.sizes:
+                r = bench_api(root, n, args.requests)
+                results[f"api_{n}"] = r
+                print(f"\n{n:,} photos ({r['months']} months), one kept-alive connection, {args.requests} requests"
+                      f" each; target p95 < {API_TARGETS_MS.get(n, 150):.0f} ms:")
+                table = Table(["call", "cold ms", "p50 ms", "p95 ms", "target"])
+                for name, row in r["rows"].items():
+                    met = "met" if row["p95_ms"] < API_TARGETS_MS.get(n, 150) else "NOT met"
+                    table.add(name, fmt(row["cold_ms"]), fmt(row["p50_ms"], 2), fmt(row["p95_ms"], 2), met)
+                print(table.render())
+        if not args.skip_browser:
+            b = bench_browser(root, args.runs)
+            results["browser"] = b
+            js, fl = b["initial_js"], b["fling"]
+            long_tasks = [t for t in fl["longTasks"] if t > LONG_TASK_MS]
+            print(f"\nweb app in chromium, 100,000-photo store, 1440x900:")
+            table = Table(["figure", "value", "target"])
+            table.add("initial JavaScript (gzip)", f"{js['gzip_kb']:.1f} KB in {js['files']} files",
+                      f"<= {JS_TARGET_KB:.0f} KB")
+            table.add("first 30 thumbnails decoded, cold (median of runs)", f"{b['first_cold_s']:.2f} s",
+                      f"< {FIRST_COLD_TARGET_S} s")
+            table.add("... warm (reload)", f"{b['first_warm_s']:.2f} s", f"< {FIRST_WARM_TARGET_S} s")
+            table.add("fling through 10,000 photos: long tasks > 50 ms",
+                      f"{len(long_tasks)} (longest {max(fl['longTasks'], default=0):.0f} ms)", "0")
+            table.add("... largest DOM node count", str(fl["maxNodes"]), f"< {DOM_TARGET}")
+            print(table.render())
+    (BENCH_DIR / "webapp.json").write_text(json.dumps(results, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
