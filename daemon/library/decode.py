@@ -7,6 +7,12 @@ square tile), and we ask libjpeg for the smallest scale that still covers both. 
 have no such shortcut: they are decoded in full and shrunk with `Image.reduce` right away, so
 every later step works on a small image.
 
+Hostile files: nothing is decoded before the size the headers claim has been checked against
+`max_pixels` and the memory the decode will allocate (budget.py) against `max_decode_bytes`.
+That includes the EXIF orientation (read without loading, see exif.exif_of), JPEG XL (whose
+plugin decodes inside Image.open, so its size is read from the codestream first) and
+progressive JPEGs (whose coefficient buffer is full-size whatever the draft scale).
+
 Whatever comes in, what goes out is the same: an RGB image in sRGB, upright (EXIF orientation
 applied), alpha flattened on white, plus the FULL size after orientation (the size of the
 photo, not of the draft), so the caller never has to care about formats again.
@@ -26,7 +32,10 @@ from typing import Callable
 
 from PIL import Image, ImageCms, UnidentifiedImageError
 
+from daemon.library import budget
+from daemon.library.exif import exif_of
 from daemon.library.formats import Kind, kind_of
+from daemon.library.headers import is_jxl, read_jpeg_layout, read_jxl_size
 
 log = logging.getLogger(__name__)
 
@@ -74,12 +83,19 @@ class DecodeLimits:
     max_pixels: images whose header claims more are refused before any pixel is decoded.
     max_decoded_pixels: formats without shrink-on-load (PNG, TIFF, HEIC...) are decoded in full;
         above this they are refused too, as their full bitmap alone would not fit comfortably.
-        JPEG is exempt: draft decoding never materialises the full-size bitmap.
+        A JPEG in one scan is exempt (draft decoding never builds its full-size bitmap); a
+        progressive one is priced by its coefficient buffer instead (see budget.py).
+    max_decode_bytes: the most memory one decode may allocate, as budget.py prices it from the
+        headers (decoder buffers, bitmap, mode conversion); above it the file is refused.
+    max_unverified_bytes: the same for an arithmetic-coded progressive JPEG, whose data size
+        cannot vouch for the size its header claims.
     max_preview_bytes: a RAW file's embedded preview larger than this is not trusted.
     """
 
     max_pixels: int = 200_000_000
     max_decoded_pixels: int = 120_000_000
+    max_decode_bytes: int = 512 * budget.MIB
+    max_unverified_bytes: int = 64 * budget.MIB
     max_preview_bytes: int = 64 * 1024 * 1024
 
 
@@ -132,6 +148,7 @@ def decode(
     try:
         if raw_preview is not None and _is_raw(path):
             return _decode_raw(path, longest_needed, shortest_needed, limits, raw_preview, orientation)
+        _check_jxl(path, limits)
         with Image.open(path) as im:
             return _decode_open(im, longest_needed, shortest_needed, limits, orientation)
     except DecodeError:
@@ -170,15 +187,71 @@ def _decode_raw(
     return decoded
 
 
+def _check_size(w: int, h: int, limits: DecodeLimits) -> None:
+    if w <= 0 or h <= 0:
+        raise DecodeError(f"invalid image size {w}x{h}")
+    if w * h > limits.max_pixels:
+        raise DecodeError(f"decompression bomb: {w * h:.2g} pixels > limit {limits.max_pixels:.2g} "
+                          f"(the header claims {w}x{h})")
+
+
+def _check_full_decode(fmt: str, mode: str, w: int, h: int, limits: DecodeLimits) -> None:
+    """Refuse a decode without shrink-on-load whose bitmap or price is over the limits."""
+    if w * h > limits.max_decoded_pixels:
+        raise DecodeError(
+            f"image too large to decode: {w}x{h}, {w * h:.2g} pixels > {limits.max_decoded_pixels:.2g} "
+            f"({fmt} has no shrink-on-load)"
+        )
+    need = budget.full_decode_bytes(fmt, mode, w, h)
+    if need > limits.max_decode_bytes:
+        raise DecodeError(
+            f"image too large to decode: a {w}x{h} {fmt} ({mode}) needs {need // budget.MIB} MiB "
+            f"> limit {limits.max_decode_bytes // budget.MIB} MiB"
+        )
+
+
+def _check_jxl(path: Path, limits: DecodeLimits) -> None:
+    """The JPEG XL plugin decodes every pixel inside Image.open: check the codestream's size
+    header first (the mode is not known yet: priced as RGBA)."""
+    with open(path, "rb") as f:
+        if not is_jxl(f.read(16)):
+            return
+        size = read_jxl_size(f)
+    if size is None:
+        raise DecodeError("corrupt or unreadable image: JPEG XL size header cannot be read")
+    _check_size(*size, limits)
+    _check_full_decode("JXL", "RGBA", *size, limits)
+
+
+def _check_jpeg(im: Image.Image, limits: DecodeLimits) -> None:
+    """Before libjpeg allocates anything: the data must be long enough for the size the header
+    claims, and a multi-scan file's full-size coefficient buffer must fit the budget."""
+    fp = im.fp
+    if fp is None:
+        return
+    pos = fp.tell()
+    try:
+        layout = read_jpeg_layout(fp)
+        end = fp.seek(0, io.SEEK_END)
+    finally:
+        fp.seek(pos)
+    if layout is None:
+        return  # Pillow parsed what we could not: libjpeg will judge it
+    verdict = budget.check_jpeg(layout, end - layout.data_offset, max_bytes=limits.max_decode_bytes,
+                                max_unverified_bytes=limits.max_unverified_bytes)
+    if verdict is not None:
+        raise DecodeError(verdict.reason)
+
+
 def _decode_open(
     im: Image.Image, longest: int, shortest: int, limits: DecodeLimits, orientation: int | None
 ) -> Decoded:
     fmt = im.format or "unknown"
     w, h = im.size
-    if w <= 0 or h <= 0:
-        raise DecodeError(f"invalid image size {w}x{h}")
-    if w * h > limits.max_pixels:
-        raise DecodeError(f"decompression bomb: {w * h:.2g} pixels > limit {limits.max_pixels:.2g}")
+    _check_size(w, h, limits)
+    is_jpeg = fmt in ("JPEG", "MPO")  # MPO: a JPEG with more pictures after the first
+    if is_jpeg:
+        _check_jpeg(im, limits)
     if orientation is None:
         orientation = _exif_orientation(im)
     if orientation not in _TRANSPOSE:
@@ -192,11 +265,8 @@ def _decode_open(
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame stands for the file
     im.draft("RGB", req)  # JPEG: libjpeg DCT scaling; HEIF: an embedded thumbnail if big enough
-    if fmt != "JPEG" and w * h > limits.max_decoded_pixels:
-        raise DecodeError(
-            f"image too large to decode: {w * h:.2g} pixels > {limits.max_decoded_pixels:.2g} "
-            f"({fmt} has no shrink-on-load)"
-        )
+    if not is_jpeg:
+        _check_full_decode(fmt, im.mode, *im.size, limits)  # after draft: the size really decoded
     icc = im.info.get("icc_profile")
     im.load()
     img = _normalise_mode(im)
@@ -292,7 +362,7 @@ def _flatten(img: Image.Image) -> Image.Image:
 
 def _exif_orientation(im: Image.Image) -> int:
     try:
-        value = im.getexif().get(ORIENTATION_TAG, 1)
+        value = exif_of(im).get(ORIENTATION_TAG, 1)
         return int(value) if value in _TRANSPOSE or value == 1 else 1
     except Exception:  # noqa: BLE001 - broken EXIF must not hide good pixels
         return 1

@@ -1,10 +1,11 @@
 """One photo's or video's metadata, read once per index pass: every field with the source it came from.
 
 The reader picks the cheapest path that serves the file:
-- images Pillow opens (JPEG, TIFF, PNG, WebP, HEIC, JXL): Pillow's EXIF/GPS/IPTC plus the XMP
-  packet Pillow exposes; ExifTool only for what needs MakerNotes (a lens the EXIF lacks, Apple's
+- images Pillow opens lazily (JPEG, TIFF, PNG, WebP, HEIC): Pillow's EXIF/GPS/IPTC plus the XMP
+  packet Pillow exposes, read from the headers only (never a pixel: see exif.exif_of); ExifTool only for what needs MakerNotes (a lens the EXIF lacks, Apple's
   Live Photo id), so a plain JPEG never pays for a round trip to Perl;
-- RAW files and images Pillow cannot open (AVIF, broken headers): one full ExifTool read;
+- RAW files, JPEG XL (whose Pillow plugin decodes the whole image to open it) and images Pillow
+  cannot open (AVIF, broken headers, bombs): one full ExifTool read;
 - videos: ffprobe plus ExifTool's QuickTime keys (videoprobe.py).
 Then sidecars, the date in the file name, and the file time as the last estimate.
 
@@ -31,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import pillow_heif
-import pillow_jxl  # noqa: F401 - registers the JPEG XL opener with Pillow
 from PIL import Image
 
 from daemon.library import exiftags
@@ -39,6 +39,7 @@ from daemon.library.exif import read_image
 from daemon.library.exiftool import ExifTool, ExifToolError
 from daemon.library.filedates import stamp_from_name
 from daemon.library.formats import Kind, kind_of, mime_of
+from daemon.library.headers import is_jxl
 from daemon.library.metavalues import Found, Stamp, iso_value, stamp_from_utc
 from daemon.library.sidecars import read_sidecar
 from daemon.library.sources import Source
@@ -117,6 +118,12 @@ def _read_with_pillow(path: Path, exiftool: ExifTool | None, found: Found, warni
     """The cheap path; falls back to ExifTool for files Pillow cannot open. Returns the MIME type
     Pillow detected from the content."""
     with open(path, "rb") as fh:  # OSError here is the caller's: the file cannot be opened
+        if is_jxl(fh.read(16)):
+            # the JPEG XL plugin decodes every pixel inside Image.open; ExifTool reads the
+            # metadata boxes without decoding anything
+            _read_with_exiftool(path, exiftool, found, warnings, why="JPEG XL file")
+            return None
+        fh.seek(0)
         try:
             im = Image.open(fh)
         except Exception as exc:  # noqa: BLE001 - unknown format, truncated header, bomb check
