@@ -95,9 +95,11 @@ async def test_a_guest_sees_the_shared_album_and_nothing_else(copy: tuple[Path, 
         r = await client.get(f"{S}/{token}/t/{thumb[canon]}/tile_224")
         assert r.status == 200 and r.content_type in ("image/webp", "image/jpeg") and len(await r.read()) > 500
         assert "immutable" in r.headers["Cache-Control"]
-        # a size missing on disk is made on demand, for shared photos too
-        r = await client.get(f"{S}/{token}/t/{thumb[nikon]}/fit_3840")
+        # a size missing on disk is made on demand, for shared photos too, up to fit_1920 without downloads
+        r = await client.get(f"{S}/{token}/t/{thumb[nikon]}/fit_1920")
         assert r.status in (200, 404)  # 404 only if the original is too small to make it; never a leak
+        r = await client.get(f"{S}/{token}/t/{thumb[nikon]}/fit_3840")
+        assert r.status == 403  # a link without downloads: nothing above fit_1920 (issue 9)
 
         # everything else reads exactly like something that does not exist
         unknown = await (await client.get(f"{S}/{token}/photos/doesnotexist")).json()
