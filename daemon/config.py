@@ -240,6 +240,9 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("auth", "lockout", "int", 900, "Seconds a locked account or address waits before trying again.", 1, 86400),
     Setting("auth", "app_token_days", "int", 365,
             "Days an app token is valid when its maker gives no expiry (0: until revoked).", 0, 3650),
+    Setting("search", "max_seconds", "float", 3.0,
+            "Seconds one search may run (the album list's counts together); longer: 400 \"query too expensive\".",
+            0.05, 600),
     Setting("metrics", "public", "bool", False, "Serve /metrics without credentials (for a Prometheus on a trusted network)."),
     Setting("log", "level", "choice", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )

@@ -43,7 +43,8 @@ class Album(BaseModel):
     sort_order: Literal["position", "newest", "oldest", "added"]
     favorite: bool
     private: bool
-    photo_count: int
+    photo_count: Optional[int] = Field(description="null: a smart album that could not be counted within the"
+                                                   " search time budget ([search] max_seconds)")
     cover: Optional[dict[str, Any]] = Field(default=None, description="the chosen cover, else the first photo"
                                             " (a photo summary, as in `photos`)")
     cover_chosen: bool

@@ -19,9 +19,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from daemon.search.errors import SearchError
+from daemon.search.errors import QueryTooExpensive, SearchError
 from daemon.search.filters import FILTERS, NEAR_DEFAULT_KM, Near
-from daemon.search.functions import register_functions
+from daemon.search.functions import ensure_functions
 from daemon.search.parser import Query, parse
 from daemon.search.text import fold, fts_phrase
 
@@ -30,8 +30,17 @@ ORDERS = ("newest", "oldest", "added", "relevance", "random", "similar")
 #: bm25 weights for photos_fts columns: title, description, keywords, labels, people, places, files, camera.
 BM25_WEIGHTS = (8.0, 3.0, 6.0, 4.0, 8.0, 5.0, 2.0, 2.0)
 
-#: Smart albums may refer to other albums; this deep and no deeper (and never to themselves).
+#: Smart albums may refer to other albums (`album:` in their query): this deep and no deeper (a
+#: loop back to an album being expanded adds nothing), at most this many smart albums expanded
+#: in one query however they fan out, and at most this many terms (words, values and their
+#: alternatives) in one query with every expansion counted. Without the last two a chain of
+#: albums that each name a few others multiplies: 5 albums of 5 would be 3,125 subqueries.
 MAX_ALBUM_DEPTH = 3
+MAX_ALBUM_EXPANSIONS = 16
+MAX_COMPILED_TERMS = 256
+#: Prefix words (bea*) in one query, expansions included: each one is a range scan of the
+#: full-text index, and one-letter prefixes match most of it.
+MAX_PREFIXES = 8
 
 
 @dataclass(frozen=True)
@@ -128,6 +137,24 @@ class Context:
     albums_seen: tuple[str, ...] = ()
     ref_phash: tuple[int, str] | None = None
     probe: bool = False  # building the per-photo form of the conditions (see filters._photos_of)
+    expansions: int = 0  # smart albums expanded so far (one pass)
+    terms: int = 0  # words, values and alternatives compiled so far, expansions included (one pass)
+    prefixes: int = 0  # prefix words compiled so far, expansions included (one pass)
+
+    def restart(self) -> None:
+        """Before the second pass over the same query (the per-photo form): costs count per pass."""
+        self.expansions = self.terms = self.prefixes = 0
+
+    def cost(self, query: Query) -> None:
+        """Count one query's terms into the budget; QueryTooExpensive once it is exceeded."""
+        self.terms += sum(len(f.values) for f in query.filters) + sum(len(t.alternatives) for t in query.terms)
+        self.prefixes += sum(1 for t in query.terms for a in t.alternatives if a.prefix)
+        if self.terms > MAX_COMPILED_TERMS:
+            raise QueryTooExpensive(f"query too expensive: {self.terms} terms with the smart albums it names expanded"
+                                    f" (at most {MAX_COMPILED_TERMS})", key="q")
+        if self.prefixes > MAX_PREFIXES:
+            raise QueryTooExpensive(f"query too expensive: {self.prefixes} prefix words (word*), smart albums it names"
+                                    f" included (at most {MAX_PREFIXES})", key="q")
 
     def param(self, value: Any) -> str:
         name = f"p{len(self.params)}"
@@ -184,12 +211,20 @@ class Context:
         for r in rows:
             if r[2] != "smart" or not r[3]:
                 continue
-            if r[1] in self.albums_seen or len(self.albums_seen) >= MAX_ALBUM_DEPTH:
-                continue  # a loop or too deep: that album adds nothing
+            if r[1] in self.albums_seen:
+                continue  # a loop: the album is already being expanded, it adds nothing more
+            if len(self.albums_seen) >= MAX_ALBUM_DEPTH:
+                raise QueryTooExpensive(f"query too expensive: smart albums nested more than {MAX_ALBUM_DEPTH} deep"
+                                        f" (album:{value} inside album:{self.albums_seen[-1]})", key="album", value=value)
+            self.expansions += 1
+            if self.expansions > MAX_ALBUM_EXPANSIONS:
+                raise QueryTooExpensive(f"query too expensive: more than {MAX_ALBUM_EXPANSIONS} smart album expansions"
+                                        " (smart albums naming other smart albums)", key="album", value=value)
             try:
                 inner = parse(r[3])
             except SearchError:
                 continue  # a smart album saved with a query this version cannot read matches nothing
+            self.cost(inner)
             saved = self.albums_seen
             self.albums_seen = (*saved, r[1])
             try:
@@ -258,13 +293,16 @@ def compile(query: Query, *, order: str = "newest", now: datetime | None = None,
     now_utc = now.astimezone(timezone.utc).replace(tzinfo=None) if now.tzinfo else now
     now_local = now.astimezone().replace(tzinfo=None) if now.tzinfo else now
     if conn is not None:
-        register_functions(conn)
+        ensure_functions(conn)
     ctx = Context(now_local=now_local, now_utc=now_utc, conn=conn)
     effective = order
     if order == "relevance" and not query.positive_terms:
         effective = "newest"
+    ctx.cost(query)
     conds, match = _conditions(query, ctx, fts_join=effective == "relevance")
     ctx.probe = True
+    ctx.restart()
+    ctx.cost(query)
     probe_conds, _ = _conditions(query, ctx, fts_join=effective == "relevance")
     ctx.probe = False
 

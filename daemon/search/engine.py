@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import sqlite3
-import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Iterable
 
 from daemon.search.compiler import Compiled, Viewer, compile
 from daemon.search.cursor import Cursor, decode_cursor
-from daemon.search.errors import SearchError
-from daemon.search.functions import register_functions
+from daemon.search.errors import QueryTooExpensive, SearchError
+from daemon.search.functions import ensure_functions
 from daemon.search.parser import parse
+from daemon.store.deadlines import deadline, deadline_passed
 
 MAX_LIMIT = 1000
 #: How long a page may walk the order's index before the planner's own plan is tried instead.
@@ -52,14 +53,34 @@ def search(conn: sqlite3.Connection, q: str, *, order: str = "newest", limit: in
            facets: Iterable[str] = (), viewer: Viewer | None = None, now: datetime | None = None,
            count: bool = False) -> SearchPage:
     """One page of `q`. Pass `next_cursor` back as `cursor` for the next page: every matching photo
-    comes exactly once across pages, in every order (random included: the cursor keeps its seed)."""
+    comes exactly once across pages, in every order (random included: the cursor keeps its seed).
+
+    The whole search (page, facets, count) runs within the connection's `query_budget` (set by
+    the store from `[search] max_seconds`); past it SQLite is interrupted and QueryTooExpensive
+    (a 400) says so. That bounds what one query can take from the reader (or the writer) it runs
+    on, whatever the library's size and however the query is built."""
+    budget = getattr(conn, "query_budget", None)
+    with deadline(conn, budget) if budget else nullcontext():
+        try:
+            return _search(conn, q, order=order, limit=limit, cursor=cursor, facets=facets, viewer=viewer, now=now,
+                           count=count)
+        except sqlite3.OperationalError as exc:
+            if "interrupted" in str(exc) and deadline_passed(conn):
+                raise QueryTooExpensive(
+                    f"query too expensive: it needs more than the {budget:g} s a search may take; narrow it"
+                    " (fewer alternatives or prefix words*, a date range, fewer facets)", key="q") from None
+            raise
+
+
+def _search(conn: sqlite3.Connection, q: str, *, order: str, limit: int, cursor: str | None, facets: Iterable[str],
+            viewer: Viewer | None, now: datetime | None, count: bool) -> SearchPage:
     if not isinstance(limit, int) or isinstance(limit, bool) or not 1 <= limit <= MAX_LIMIT:
         raise SearchError(f"bad limit {limit!r} (expected 1 to {MAX_LIMIT})", key="limit", value=str(limit))
     wanted = list(dict.fromkeys(facets))
     for name in wanted:
         if name not in FACETS:
             raise SearchError(f"unknown facet {name!r} (expected one of {', '.join(FACETS)})", key="facets", value=name)
-    register_functions(conn)
+    ensure_functions(conn)
     query = parse(q)
     start: Cursor | None = decode_cursor(cursor) if cursor is not None else None
     compiled = compile(query, order=order, now=now, viewer=viewer, conn=conn, seed=start.seed if start else None)
@@ -116,15 +137,14 @@ def _page(conn: sqlite3.Connection, compiled: Compiled, segment: int, after: tup
     when the walk did not finish in time: broad filters cost a few ms, rare ones budget + little."""
     if compiled.segments[segment].index and compiled.has_filters:
         sql, params = compiled.page_sql(segment, after, want, ordered_scan=True)
-        deadline = time.perf_counter() + ORDERED_SCAN_BUDGET_S
-        conn.set_progress_handler(lambda: int(time.perf_counter() > deadline), 2000)
-        try:
-            return [tuple(r) for r in conn.execute(sql, params).fetchall()]
-        except sqlite3.OperationalError as exc:
-            if "interrupted" not in str(exc):
-                raise
-        finally:
-            conn.set_progress_handler(None, 0)
+        with deadline(conn, ORDERED_SCAN_BUDGET_S) as walk_over:
+            try:
+                return [tuple(r) for r in conn.execute(sql, params).fetchall()]
+            except sqlite3.OperationalError as exc:
+                if "interrupted" not in str(exc) or not walk_over():
+                    raise
+        if deadline_passed(conn):  # the query's own budget ran out with the walk's: give up
+            raise sqlite3.OperationalError("interrupted")
     sql, params = compiled.page_sql(segment, after, want)
     return [tuple(r) for r in conn.execute(sql, params).fetchall()]
 

@@ -18,3 +18,8 @@ class SearchError(ValueError):
     @property
     def message(self) -> str:
         return str(self.args[0])
+
+
+class QueryTooExpensive(SearchError):
+    """A query refused for what it would cost (too many terms, album expansions or prefix words)
+    or stopped because it ran past its time budget; also a 400, with the reason in the message."""

@@ -3,8 +3,13 @@
 Why Python functions: SQLite compares text byte-wise or ASCII-case-insensitively, but people
 type "zurich" for Zürich; great-circle distance needs trigonometry that not every SQLite build
 ships; and the perceptual-hash "similar" order needs a popcount. Each is deterministic, so
-SQLite may cache and reorder calls. `search()` registers them on the connection it is given
-(registration is cheap and idempotent), so any reader connection can run searches.
+SQLite may cache and reorder calls.
+
+They are registered once per connection, when it opens (daemon.store.db.StoreConnection): SQLite
+refuses to (re)define a function while any statement on the connection is still running, so a
+search run inside another query's loop (the album list counting each smart album) failed when
+every search registered them again. `ensure_functions` only registers on a connection that
+lacks them (one opened by hand, as tests and tools do).
 """
 
 from __future__ import annotations
@@ -45,3 +50,13 @@ def register_functions(conn: sqlite3.Connection) -> None:
     conn.create_function("sb_fold", 1, _fold, deterministic=True)
     conn.create_function("sb_km", 4, _km, deterministic=True)
     conn.create_function("sb_hamming", 2, _hamming, deterministic=True)
+
+
+def ensure_functions(conn: sqlite3.Connection) -> None:
+    """Register the functions unless `conn` already has them (a store connection always has)."""
+    if getattr(conn, "functions_registered", False):
+        return
+    try:
+        conn.execute("SELECT sb_fold(NULL), sb_km(NULL, NULL, NULL, NULL), sb_hamming(NULL, NULL)").fetchone()
+    except sqlite3.OperationalError:
+        register_functions(conn)

@@ -29,6 +29,10 @@ from daemon.search.errors import SearchError
 MAX_QUERY_CHARS = 2048
 #: More parts than this is not a search, it is an attack (each part becomes SQL).
 MAX_PARTS = 64
+#: Alternatives (a|b|c) in one part, and in the whole query: each becomes a subquery or an FTS5
+#: term, so 500 ORed words would be 500 index lookups per search.
+MAX_ALTERNATIVES = 32
+MAX_TERMS = 128
 
 _KEY = re.compile(r"([A-Za-z][A-Za-z0-9_]*):")
 
@@ -178,6 +182,15 @@ def parse(q: str) -> Query:
     tokens = _tokens(q)
     if len(tokens) > MAX_PARTS:
         raise SearchError(f"the query has too many parts ({len(tokens)}, at most {MAX_PARTS})", key="q")
+    total = 0
+    for tok in tokens:
+        if len(tok.alternatives) > MAX_ALTERNATIVES:
+            raise SearchError(f"too many alternatives in {tok.raw[:40]!r} ({len(tok.alternatives)}, at most"
+                              f" {MAX_ALTERNATIVES} separated by |)", key=tok.key or "q", value=tok.raw[:200])
+        total += len(tok.alternatives)
+    if total > MAX_TERMS:
+        raise SearchError(f"the query has too many terms ({total} words, values and alternatives, at most {MAX_TERMS})",
+                          key="q")
     terms: list[Term] = []
     filters: list[Filter] = []
     for tok in tokens:

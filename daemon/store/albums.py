@@ -16,6 +16,13 @@ query's results; the same query also answers `album:<id>` in a search (daemon.se
 Every album has an owner (albums.owner, the user who made it; NULL: only admins may change it).
 Users change and delete only their own albums, admins any (`may_edit`); everyone who may read
 sees every album, with its owner's name.
+A query naming other smart albums is also compiled when saved, so one that would expand too far
+(daemon.search.compiler's bounds) is refused then, with the reason.
+
+Listing albums counts every smart album with a search; the whole list gets the connection's
+query budget (`[search] max_seconds`) once, not per album, so a hundred expensive smart albums
+cannot make one list take a hundred budgets. A smart album not counted within it answers
+`photo_count: null` (and no cover) instead of failing the list.
 """
 
 from __future__ import annotations
@@ -25,9 +32,12 @@ import binascii
 import json
 import secrets
 import sqlite3
+import time
+from contextlib import nullcontext
 from typing import Any, Iterable
 
-from daemon.search import SearchError, parse, search
+from daemon.search import QueryTooExpensive, SearchError, compile, parse, search
+from daemon.store.deadlines import deadline
 from daemon.store.photo_pages import SUMMARY_COLUMNS, summaries_by_id, summary
 from daemon.timeutil import utcnow
 
@@ -57,14 +67,17 @@ def _title(title: str) -> str:
     return title
 
 
-def check_query(query: str) -> str:
-    """A smart album's query, checked by the search parser: AlbumError naming the bad filter."""
+def check_query(query: str, conn: sqlite3.Connection | None = None) -> str:
+    """A smart album's query, checked by the search parser (and with `conn`, compiled, so albums
+    it names that expand too far are refused now): AlbumError naming the bad filter."""
     query = str(query).strip()
     if not query:
         raise AlbumError("a smart album needs a query (the search language, e.g. label:cat year:2023)",
                          field="query")
     try:
-        parse(query)
+        parsed = parse(query)
+        if conn is not None:
+            compile(parsed, conn=conn)
     except SearchError as exc:
         raise AlbumError(f"bad query: {exc.message}", field=f"query.{exc.key}" if exc.key else "query") from None
     return query
@@ -98,10 +111,19 @@ def _touch(conn: sqlite3.Connection, album_id: int) -> None:
 # -- reading ------------------------------------------------------------------------------------------
 
 
-def _count_and_first(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[int, int | None]:
+def _count_and_first(conn: sqlite3.Connection, row: sqlite3.Row,
+                     until: float | None = None) -> tuple[int | None, int | None]:
+    """(photo count, first photo id); for a smart album a search, within `until` (perf_counter
+    time) if given: (None, None) when it could not be counted in time."""
     if row["type"] == "smart":
+        left = None if until is None else until - time.perf_counter()
+        if left is not None and left <= 0:
+            return None, None
         try:
-            page = search(conn, row["query"], limit=1, count=True)
+            with deadline(conn, left) if left is not None else nullcontext():
+                page = search(conn, row["query"], limit=1, count=True)
+        except QueryTooExpensive:
+            return None, None
         except SearchError:  # saved by an older version with a filter this one cannot read
             return 0, None
         return int(page.total or 0), (page.ids[0] if page.ids else None)
@@ -113,10 +135,10 @@ def _count_and_first(conn: sqlite3.Connection, row: sqlite3.Row) -> tuple[int, i
     return int(count), (int(first[0]) if first else None)
 
 
-def album_dict(conn: sqlite3.Connection, row: sqlite3.Row) -> dict[str, Any]:
+def album_dict(conn: sqlite3.Connection, row: sqlite3.Row, *, until: float | None = None) -> dict[str, Any]:
     """The public shape of an album: its fields, photo count and cover photo (the chosen one, else
-    the first photo shown)."""
-    count, first = _count_and_first(conn, row)
+    the first photo shown). A smart album's count is null when it cannot be had by `until`."""
+    count, first = _count_and_first(conn, row, until)
     cover_id = row["cover_photo_id"] or first
     covers = summaries_by_id(conn, [cover_id]) if cover_id else []
     return {
@@ -140,9 +162,12 @@ def may_edit(row: sqlite3.Row, user_id: int, is_admin: bool) -> bool:
 
 
 def list_albums(conn: sqlite3.Connection, kind: str | None = None) -> list[dict[str, Any]]:
-    """Every album (or of one type), by title."""
+    """Every album (or of one type), by title; the smart albums counted within one query budget."""
     sql = "SELECT * FROM albums" + (" WHERE type = ?" if kind else "") + " ORDER BY title COLLATE NOCASE, id"
-    return [album_dict(conn, r) for r in conn.execute(sql, (kind,) if kind else ())]
+    rows = conn.execute(sql, (kind,) if kind else ()).fetchall()
+    budget = getattr(conn, "query_budget", None)
+    until = time.perf_counter() + budget if budget else None
+    return [album_dict(conn, r, until=until) for r in rows]
 
 
 def _encode_cursor(position: float, photo_id: int) -> str:
@@ -196,7 +221,7 @@ def create_album(conn: sqlite3.Connection, title: str, *, description: str | Non
     title = _title(title)
     kind = "album"
     if query is not None:
-        query = check_query(query)
+        query = check_query(query, conn)
         kind = "smart"
     uids = list(photo_uids)
     if uids and kind == "smart":
@@ -227,7 +252,7 @@ def update_album(conn: sqlite3.Connection, uid: str, changes: dict[str, Any]) ->
     if "query" in changes:
         if row["type"] != "smart":
             raise AlbumError("only a smart album has a query", field="query")
-        sets["query"] = check_query(changes["query"])
+        sets["query"] = check_query(changes["query"], conn)
     if "sort_order" in changes:
         order = changes["sort_order"]
         if order not in SORT_ORDERS:

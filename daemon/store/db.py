@@ -8,12 +8,18 @@ with it. Readers are separate connections that WAL lets run beside the writer.
 
 aiosqlite runs each connection in its own thread; `Connection._execute(fn)` is the one place we
 use its internals (pinned in pyproject.toml) to run a whole function in that thread.
+
+Readers are a pool, not a rotation: a read takes whichever reader is idle, so one slow query holds
+one connection and never queues the reads behind it. Every connection the store opens is a
+`StoreConnection`: the search language's SQL functions are registered once, when it opens
+(SQLite refuses to define a function while any statement on the connection is still running, so
+registering per query broke every search run inside another query's loop), and statements can be
+given deadlines (daemon.store.deadlines), which is how a search is held to its time budget.
 """
 
 from __future__ import annotations
 
 import asyncio
-import itertools
 import logging
 import re
 import sqlite3
@@ -26,6 +32,8 @@ import aiosqlite
 
 from daemon.system.permissions import private_file, tighten_existing
 
+from daemon.search.functions import register_functions
+
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
@@ -34,6 +42,21 @@ MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
 
 class StoreError(RuntimeError):
     """The database cannot be used as it is (newer schema, failed integrity check, no WAL)."""
+
+
+class StoreConnection(sqlite3.Connection):
+    """A sqlite3 connection as the store opens it: the search functions are registered once, here
+    (see the module docstring), and `deadlines` holds the end times daemon.store.deadlines has set on it.
+
+    `query_budget` is the seconds one search may run on this connection (None: no limit); the
+    Database sets it from the configuration, and daemon.search reads it."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.deadlines: list[float] = []  # see daemon.store.deadlines
+        self.query_budget: float | None = None
+        register_functions(self)
+        self.functions_registered = True
 
 
 def _configure(conn: sqlite3.Connection, *, readonly: bool) -> None:
@@ -121,7 +144,7 @@ def open_sync(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
     transactions; the schema is brought up to date first, as the daemon would."""
     path.parent.mkdir(parents=True, exist_ok=True)
     private_file(path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
-    conn = sqlite3.connect(path, isolation_level=None, timeout=10)
+    conn = sqlite3.connect(path, isolation_level=None, timeout=10, factory=StoreConnection)
     conn.execute("PRAGMA journal_mode = WAL")
     _configure(conn, readonly=False)
     if migrate:
@@ -132,17 +155,20 @@ def open_sync(path: Path, *, migrate: bool = True) -> sqlite3.Connection:
 class Database:
     """The store's connections. Open with `await Database.open(path)`; close with `close()`."""
 
-    def __init__(self, path: Path, *, readers: int = 2) -> None:
+    def __init__(self, path: Path, *, readers: int = 2, query_seconds: float | None = None) -> None:
         self.path = path
         self._reader_count = max(1, readers)
+        self.query_seconds = query_seconds
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
-        self._next_reader = itertools.cycle(range(self._reader_count))
+        self._idle: asyncio.LifoQueue[aiosqlite.Connection] = asyncio.LifoQueue()
         self._write_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, path: Path, *, readers: int = 2) -> "Database":
-        db = cls(path, readers=readers)
+    async def open(cls, path: Path, *, readers: int = 2, query_seconds: float | None = None) -> "Database":
+        """Open the writer and `readers` reader connections; `query_seconds` is how long one search
+        may run on any of them (None: no limit), see daemon.search.engine."""
+        db = cls(path, readers=readers, query_seconds=query_seconds)
         try:
             await db._open()
         except BaseException:
@@ -155,13 +181,14 @@ class Database:
     async def _open(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         private_file(self.path)  # 0600 before SQLite opens it: its -wal and -shm files take the same mode
-        self._writer = await aiosqlite.connect(self.path, isolation_level=None)
+        self._writer = await aiosqlite.connect(self.path, isolation_level=None, factory=StoreConnection)
 
         def setup(conn: sqlite3.Connection) -> list[str]:
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
             if mode.lower() != "wal":
                 raise StoreError(f"could not switch {self.path} to WAL mode (got {mode})")
             _configure(conn, readonly=False)
+            self._set_budget(conn)
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"database {self.path} failed its integrity check: {check}")
@@ -172,9 +199,14 @@ class Database:
         if applied:
             log.info("database %s: applied migrations %s", self.path, ", ".join(applied))
         for _ in range(self._reader_count):
-            reader = await aiosqlite.connect(self.path, isolation_level=None)
-            await self._run(reader, lambda c: _configure(c, readonly=True))
+            reader = await aiosqlite.connect(self.path, isolation_level=None, factory=StoreConnection)
             self._readers.append(reader)
+            await self._run(reader, lambda c: (_configure(c, readonly=True), self._set_budget(c)))
+            self._idle.put_nowait(reader)
+
+    def _set_budget(self, conn: sqlite3.Connection) -> None:
+        if isinstance(conn, StoreConnection):
+            conn.query_budget = self.query_seconds
 
     @staticmethod
     async def _run(conn: aiosqlite.Connection, fn: Callable[[sqlite3.Connection], T]) -> T:
@@ -209,22 +241,27 @@ class Database:
 
     # -- reading ---------------------------------------------------------------------------------
 
-    def _reader(self) -> aiosqlite.Connection:
-        assert self._readers, "database is closed"
-        return self._readers[next(self._next_reader)]
-
     async def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
-        """Run fn(conn) on a reader connection (a consistent snapshot for its duration)."""
-        reader = self._reader()
+        """Run fn(conn) on an idle reader connection (a consistent snapshot for its duration);
+        waits for one when all are busy. A read that fails leaves the reader as it found it."""
+        assert self._readers, "database is closed"
+        reader = await self._idle.get()
 
         def snapshot(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN")
             try:
-                return fn(conn)
-            finally:
-                conn.execute("COMMIT")
+                result = fn(conn)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+            return result
 
-        return await self._run(reader, snapshot)
+        try:
+            return await self._run(reader, snapshot)
+        finally:
+            self._idle.put_nowait(reader)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return await self.read(lambda c: c.execute(sql, params).fetchall())
