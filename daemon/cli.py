@@ -58,6 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, workers=True, settings=True)
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--stats-json", type=Path, help="write stage timings and counts to this file (benchmarks)")
+    p.add_argument("--retry-errors", action="store_true",
+                   help="try every file recorded as an error again (and every file waiting for its drive)")
 
     p = sub.add_parser("import", help="copy (or move) a folder's photos into the library's dated folders, "
                        "skip duplicates, index them and print a report")
@@ -209,10 +211,10 @@ async def serve(config: Config) -> None:
 
 
 def cmd_index(config: Config, args: argparse.Namespace) -> int:
-    return asyncio.run(index(config, quiet=args.quiet, stats_json=args.stats_json))
+    return asyncio.run(index(config, quiet=args.quiet, stats_json=args.stats_json, retry_errors=args.retry_errors))
 
 
-async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
+async def index(config: Config, *, quiet: bool, stats_json: Path | None, retry_errors: bool = False) -> int:
     from tqdm import tqdm
 
     from daemon.app import App
@@ -232,7 +234,10 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
 
     app.listeners.append(progress)
     try:
-        assert app.queue is not None
+        assert app.queue is not None and app.scanner is not None and app.db is not None
+        if retry_errors:
+            retried = await app.scanner.retry_errors()
+            print(f"retrying {retried} files recorded as errors or waiting", file=sys.stderr)
         report = await app.scan()
         pending = sum((await app.queue.pending()).values())
         if not quiet and sys.stderr.isatty() or not quiet and pending:
@@ -240,6 +245,10 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
                        mininterval=0.5, smoothing=0.1)
         full = await _wait_idle_or_full(app)
         status = await app.status()
+        # jobs that wait for a library that went away during the run (the next run does them)
+        left = (await app.queue.waiting()).get("library", 0)
+        gone_reason = await app.db.scalar(
+            "SELECT error FROM jobs WHERE wait_reason = 'library' ORDER BY updated_at DESC LIMIT 1") if left else None
     finally:
         if bar is not None:
             bar.close()
@@ -264,6 +273,10 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None) -> int:
             "elapsed_s": elapsed, "files": done, "counts": counts,
             "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
         }, indent=2, default=str))
+    if left:
+        print(f"shoebox: the library went away during the run ({gone_reason}); {left} files wait for it and "
+              "are indexed by the next run (or by `shoebox serve`) once it is back", file=sys.stderr)
+        return 1
     return 1 if report.status == "skipped" else 0
 
 

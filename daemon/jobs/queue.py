@@ -5,6 +5,12 @@ any point (kill -9, power cut) leaves either the job (it runs again, and its han
 idempotent) or its result, never neither and never both. "Running" is kept in memory only: after
 a restart every job is simply queued again.
 
+A failure is either transient or permanent (daemon.jobs.failures.classify). A transient one (the
+file or the library gone for now, a dropping share) is neither an attempt nor an error: the job
+waits until `not_before`, with a backoff that doubles per wait, and a scan that sees its file or
+the library again lets it run at once. If the library itself is gone, every queued job of that
+kind waits with it instead of failing one by one. Only permanent failures count as attempts.
+
 Priorities: lower runs first. Index jobs (thumbnails) come before tagging jobs, so a new photo is
 visible before it is tagged. The runner keeps at most `concurrency` jobs in flight, each job a
 coroutine that hands its CPU steps to the worker pool.
@@ -19,9 +25,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Awaitable, Callable
 
+from daemon.jobs.failures import FILE_WAIT_LIMIT, Transient, backoff_s, classify
 from daemon.store.db import Database
 from daemon.system.diskspace import DiskSpace, is_no_space
-from daemon.timeutil import utcnow
+from daemon.timeutil import utc_from_timestamp, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -37,22 +44,23 @@ class Job:
     photo_id: int | None
     priority: int
     attempts: int
+    waits: int = 0  # transient failures waited out so far (daemon.jobs.failures)
 
 
 Handler = Callable[[Job], Awaitable[None]]
 
 
 def enqueue(conn: sqlite3.Connection, kind: str, *, priority: int, file_id: int | None = None,
-            photo_id: int | None = None) -> None:
-    """Add a job inside the caller's write transaction (a no-op if the same job is queued)."""
+            photo_id: int | None = None) -> int:
+    """Add a job inside the caller's write transaction (a no-op if the same job is queued).
+    Returns 1 if a job was added, 0 if it was already there."""
     now = utcnow()
-    conn.execute(
+    cur = conn.execute(
         "INSERT OR IGNORE INTO jobs (kind, file_id, photo_id, priority, created_at, updated_at)"
         " VALUES (?, ?, ?, ?, ?, ?)",
         (kind, file_id, photo_id, priority, now, now),
     )
-    if conn.total_changes == 0:  # pragma: no cover - informational only
-        pass
+    return cur.rowcount
 
 
 def finish(conn: sqlite3.Connection, job: Job) -> None:
@@ -150,8 +158,9 @@ class JobQueue:
     async def _next_batch(self, limit: int) -> list[Job]:
         exclude = list(self._in_flight)
         paused = list(self._paused_kinds)
-        sql = "SELECT id, kind, file_id, photo_id, priority, attempts FROM jobs WHERE state = 'queued'"
-        params: list[object] = []
+        sql = ("SELECT id, kind, file_id, photo_id, priority, attempts, waits FROM jobs WHERE state = 'queued'"
+               " AND (not_before IS NULL OR not_before <= ?)")
+        params: list[object] = [utcnow()]
         if exclude:
             sql += f" AND id NOT IN ({','.join('?' * len(exclude))})"
             params += exclude
@@ -161,7 +170,15 @@ class JobQueue:
         sql += " ORDER BY priority, id LIMIT ?"
         params.append(limit)
         rows = await self.db.fetchall(sql, params)
-        return [Job(r["id"], r["kind"], r["file_id"], r["photo_id"], r["priority"], r["attempts"]) for r in rows]
+        return [Job(r["id"], r["kind"], r["file_id"], r["photo_id"], r["priority"], r["attempts"], r["waits"])
+                for r in rows]
+
+    async def waiting(self) -> dict[str, int]:
+        """Jobs waiting out a transient failure, by reason (library, gone, file, storage)."""
+        rows = await self.db.fetchall(
+            "SELECT wait_reason, count(*) AS n FROM jobs WHERE state = 'queued' AND not_before > ?"
+            " GROUP BY wait_reason", (utcnow(),))
+        return {r["wait_reason"] or "unknown": r["n"] for r in rows}
 
     async def _run(self) -> None:
         while not self._stopping:
@@ -196,7 +213,10 @@ class JobQueue:
                 self.storage.report(exc)  # transient: the job stays queued as it is
                 return
             reason = f"{type(exc).__name__}: {exc}"
+            failure = classify(exc)
             try:
+                if isinstance(failure, Transient) and await self._defer(job, failure):
+                    return
                 await self._failed(job, reason)
             except Exception as write_exc:  # recording the failure failed too: never escape the task
                 if self.storage is not None and is_no_space(write_exc):
@@ -206,6 +226,31 @@ class JobQueue:
         finally:
             self._in_flight.pop(job.id, None)
             self._wake.set()
+
+    async def _defer(self, job: Job, failure: Transient) -> bool:
+        """A transient failure: the job waits (backoff) instead of failing. False when a single
+        file has waited too often while its volume looked fine: then it is a permanent error."""
+        waits = job.waits + 1
+        if failure.scope in ("file", "gone") and waits > FILE_WAIT_LIMIT:
+            return False
+        delay = backoff_s(failure.scope, waits)
+        not_before = utc_in(delay)
+        now = utcnow()
+        if failure.scope == "library":
+            # the whole library is gone: every queued job of this kind waits for it, not only this one
+            log.warning("%s jobs wait for the library (retry in %.0f s, or as soon as a scan finds it): %s",
+                        job.kind, delay, failure.reason)
+            await self.db.execute_write(
+                "UPDATE jobs SET not_before = max(coalesce(not_before, ''), ?), waits = max(waits, ?),"
+                " wait_reason = 'library', error = ?, updated_at = ? WHERE kind = ? AND state = 'queued'",
+                (not_before, waits, failure.reason, now, job.kind))
+        else:
+            log.info("job %s %s waits %.0f s (%s, wait %d): %s", job.kind, job.id, delay, failure.scope, waits,
+                     failure.reason)
+            await self.db.execute_write(
+                "UPDATE jobs SET not_before = ?, waits = ?, wait_reason = ?, error = ?, updated_at = ? WHERE id = ?",
+                (not_before, waits, failure.scope, failure.reason, now, job.id))
+        return True
 
     async def _failed(self, job: Job, reason: str) -> None:
         attempts = job.attempts + 1
@@ -228,3 +273,8 @@ class JobQueue:
         await self.db.execute_write(
             "UPDATE jobs SET state = 'failed', attempts = ?, error = ?, updated_at = ? WHERE id = ?",
             (attempts, reason, utcnow(), job.id))
+
+
+def utc_in(seconds: float) -> str:
+    """The store's time stamp `seconds` from now (rounded up: never earlier than asked)."""
+    return utc_from_timestamp(time.time() + seconds + 1)

@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from daemon.jobs.pool import WorkerPool
+from daemon.jobs.failures import LibraryUnavailable, Transient, classify, is_transient, judging_version
 from daemon.jobs.queue import PRIORITY_TAG, Job, enqueue, finish
 from daemon.library.decode import DecodeError, DecodeLimits
 from daemon.library.exiftool import ExifTool
@@ -43,6 +44,7 @@ from daemon.library.scanner import display_path, refresh_photo_offline, split_re
 from daemon.library.sidecars import sidecar_candidates
 from daemon.library.sources import Source, may_replace
 from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
+from daemon.library.volume import LibraryVolume
 from daemon.places.index import Place, PlaceIndex
 from daemon.store.db import Database
 from daemon.timeutil import utcnow
@@ -130,6 +132,8 @@ class Indexer:
         self.root = root
         # every file and sidecar is opened through the gate: nothing outside the library is read
         self.gate = gate if gate is not None else Gate(root)
+        # a file that cannot be opened because its drive is gone waits for the drive (daemon.library.volume)
+        self.volume = LibraryVolume(db, pool, root)
         self.thumbs = thumbs
         self.settings = settings
         self.limits = limits
@@ -187,6 +191,8 @@ class Indexer:
         try:
             path = pins.enter_context(self.gate.pinned(rel))
         except OSError as exc:
+            if is_transient(exc):
+                raise  # gone for now, not bad: handle() decides whether to wait or mark it offline
             out.error = f"cannot read file: {exc.strerror or exc}"
             return out
         t0 = time.perf_counter()
@@ -198,6 +204,8 @@ class Indexer:
                                          mtime=mtime_ns / 1e9, ffprobe=self.ffprobe)
             out.warnings += out.metadata.warnings
         except OSError as exc:
+            if is_transient(exc):
+                raise
             out.error = f"cannot read file: {exc.strerror or exc}"
             return out
         out.timings["metadata"] = time.perf_counter() - t0
@@ -211,6 +219,8 @@ class Indexer:
                     ffmpeg=self.ffmpeg)
                 out.timings.update(out.rendered.timings)
             except DecodeError as exc:
+                if is_transient(exc):
+                    raise  # the read failed (a vanished drive, a full disk): not a verdict on the file
                 out.error = str(exc)
                 return out
         if kind is Kind.IMAGE:
@@ -246,25 +256,48 @@ class Indexer:
             return
         try:
             hashed, hash_time = await self.pool.run(self._hash, bytes(row["path"]))
-        except FileNotFoundError:
-            await self.db.write(lambda c: self._vanished(c, job, row))
-            return
-        except PermissionError as exc:
-            reason = f"cannot read file: {exc.strerror}"
-            outcome = await self.db.write(lambda c: self._with_hooks(c, self._store_error(c, job, row, reason)))
-            if self.on_stored is not None:
-                self.on_stored(outcome)
-            return
-        same = await self.db.fetchall(
-            "SELECT id, path, state, photo_id FROM files WHERE sha1 = ? AND id != ? ORDER BY id",
-            (hashed[0], row["id"]))
-        extracted = await self.pool.run(self._extract, row, hashed, same)
+            same = await self.db.fetchall(
+                "SELECT id, path, state, photo_id FROM files WHERE sha1 = ? AND id != ? ORDER BY id",
+                (hashed[0], row["id"]))
+            extracted = await self.pool.run(self._extract, row, hashed, same)
+        except Exception as exc:
+            failure = classify(exc)
+            if isinstance(failure, Transient) and failure.scope != "storage":
+                await self._unreadable_now(job, row, exc, failure)
+                return
+            if isinstance(exc, PermissionError):
+                await self._record_error(job, row, f"cannot read file: {exc.strerror}")
+                return
+            raise  # permanent (the queue retries, then records it) or a full disk (the queue pauses)
         extracted.timings["hash"] = hash_time
         t1 = time.perf_counter()
         outcome = await self.db.write(lambda c: self._with_hooks(c, self._store(c, job, row, extracted)))
         extracted.timings["store"] = time.perf_counter() - t1
         self.times.add(extracted.timings)
         self.times.files += 1
+        if self.on_stored is not None:
+            self.on_stored(outcome)
+
+    async def _unreadable_now(self, job: Job, row: sqlite3.Row, exc: Exception, failure: Transient) -> None:
+        """The file could not be read for a reason that is not about its content. If the library
+        is gone (unplugged, empty mount point, another volume), every index job waits for it and
+        nothing is marked offline. If only this file is gone, it is offline, and the scan that
+        sees it again queues it again (daemon.library.scanner.needs_index). Anything else (a
+        share failing with EIO on this file) waits here with backoff (the queue's job)."""
+        problem = await self.volume.problem()
+        if problem is not None:
+            raise LibraryUnavailable(problem) from exc
+        if failure.scope == "gone":
+            if not await self.pool.run(os.path.lexists, self._abs(bytes(row["path"]))):
+                await self.db.write(lambda c: self._vanished(c, job, row))
+                return
+            # the file is there: what was missing was something else (a helper program): a verdict
+            await self._record_error(job, row, f"cannot read file: {failure.reason}")
+            return
+        raise exc
+
+    async def _record_error(self, job: Job, row: sqlite3.Row, reason: str) -> None:
+        outcome = await self.db.write(lambda c: self._with_hooks(c, self._store_error(c, job, row, reason)))
         if self.on_stored is not None:
             self.on_stored(outcome)
 
@@ -298,9 +331,9 @@ class Indexer:
     def _store_error(conn: sqlite3.Connection, job: Job, row: sqlite3.Row, reason: str,
                      extracted: Extracted | None = None) -> StoreOutcome:
         conn.execute(
-            "UPDATE files SET state = 'error', error = ?, warnings = ?, sha1 = coalesce(?, sha1),"
+            "UPDATE files SET state = 'error', error = ?, error_version = ?, warnings = ?, sha1 = coalesce(?, sha1),"
             " indexed_size = size, indexed_mtime_ns = mtime_ns, updated_at = ? WHERE id = ?",
-            (reason, json.dumps(extracted.warnings) if extracted and extracted.warnings else None,
+            (reason, judging_version(), json.dumps(extracted.warnings) if extracted and extracted.warnings else None,
              extracted.sha1 if extracted else None, utcnow(), row["id"]))
         finish(conn, job)
         return StoreOutcome(file_id=row["id"], photo_id=row["photo_id"], error=reason)

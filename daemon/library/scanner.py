@@ -6,9 +6,17 @@ job; a file that vanished is marked offline, never deleted: a moved file is reco
 content hash when the index job for its new path runs, and keeps its photo's identity.
 
 The library itself may vanish: an unplugged USB drive leaves an empty mount point, a NAS share
-may not be mounted yet at boot. A scan that finds the root missing, empty while the store knows
-files, or on a different volume with none of the known files on it, marks nothing offline and
-records why, so the library is never emptied because a cable came loose.
+may not be mounted yet at boot. Every scan, full or partial (the watcher's), first asks the volume
+guard (daemon.library.volume) whether the root is still the library as it was known before; a
+scan that finds it missing, empty while the store knows files, or another volume, marks nothing
+offline and records why, so the library is never emptied because a cable came loose. A folder
+that could not be listed (a dropping share) marks nothing offline either.
+
+A file is queued again not only when its size or time changed, but whenever what is indexed does
+not match what is there: never indexed (its job was dropped because the file was gone for a
+while), indexed at another size/time, or a permanent error judged by another software version.
+A job waiting out a transient failure runs at once when the scan sees its file (or the library)
+again.
 """
 
 from __future__ import annotations
@@ -20,10 +28,12 @@ import sqlite3
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from daemon.jobs.failures import judging_version
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import PRIORITY_INDEX, enqueue
 from daemon.library.formats import Kind, mime_of
 from daemon.library.gate import Gate
+from daemon.library.volume import LibraryVolume, media_paths, remember
 from daemon.library.walk import FoundFile, WalkResult, walk
 from daemon.store.db import Database
 from daemon.timeutil import utcnow
@@ -42,6 +52,7 @@ class ScanReport:
     online: int = 0
     ignored: int = 0
     queued: int = 0
+    resumed: int = 0  # jobs waiting out a transient failure that may run again now
     unreadable: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -83,6 +94,7 @@ class Scanner:
         self.root = root
         self.follow_symlinks = follow_symlinks
         self.gate = gate  # links that leave the library are not followed (daemon.library.gate)
+        self.volume = LibraryVolume(db, pool, root)  # the unplugged/empty/swapped-volume guard
         self._lock = asyncio.Lock()
         self.running = False
         self.last: ScanReport | None = None
@@ -101,15 +113,19 @@ class Scanner:
     async def _scan(self, only: list[bytes] | None) -> ScanReport:
         started = utcnow()
         root = os.fsencode(self.root)
-        reason = await self.pool.run(self._root_problem, root)
+        if only is not None and b"" in only:
+            only = None  # the root itself changed (the watcher): that is a full scan
+        # The guard before the walk (never walk a foreign volume) and after it (the volume may
+        # have gone while it was walked), for every scan, partial or full.
+        reason = await self.volume.problem()
         if reason is not None:
             return await self._record_skip(started, reason)
         result: WalkResult = await self.pool.run(walk, root, follow_symlinks=self.follow_symlinks, only=only,
                                                  gate=self.gate)
-        if only is None:
-            reason = await self._volume_problem(root, result)
-            if reason is not None:
-                return await self._record_skip(started, reason)
+        media_found = sum(1 for f in result.files if f.kind is not Kind.SIDECAR)
+        reason = await self.volume.problem(media_found if only is None else None)
+        if reason is not None:
+            return await self._record_skip(started, reason)
         report = await self.db.write(lambda conn: self._sync(conn, result, only, started))
         for rel, why in result.errors:
             report.unreadable.append((display_path(rel), why))
@@ -117,35 +133,20 @@ class Scanner:
             log.warning("scan: %d unreadable folders or files, e.g. %s", len(report.unreadable), report.unreadable[0])
         return report
 
-    @staticmethod
-    def _root_problem(root: bytes) -> str | None:
-        if not os.path.exists(root):
-            return f"library folder {os.fsdecode(root)} does not exist (an unplugged drive or an unmounted share?)"
-        if not os.path.isdir(root):
-            return f"library path {os.fsdecode(root)} is not a folder"
-        if not os.access(root, os.R_OK | os.X_OK):
-            return f"library folder {os.fsdecode(root)} is not readable by this user"
-        return None
+    async def retry_errors(self) -> int:
+        """`shoebox index --retry-errors`: queue every file recorded as an error again, and let
+        every job that waits out a transient failure run now. Returns the jobs made runnable."""
+        def queue(conn: sqlite3.Connection) -> int:
+            now = utcnow()
+            n = conn.execute(
+                "INSERT OR IGNORE INTO jobs (kind, file_id, priority, created_at, updated_at)"
+                " SELECT 'index', id, ?, ?, ? FROM files WHERE state = 'error' AND kind != 'sidecar' AND offline = 0",
+                (PRIORITY_INDEX, now, now)).rowcount
+            n += conn.execute("UPDATE jobs SET state = 'queued', attempts = 0, updated_at = ? WHERE state = 'failed'",
+                              (now,)).rowcount
+            return n + resume_jobs(conn, "1", ())
 
-    async def _volume_problem(self, root: bytes, result: WalkResult) -> str | None:
-        """Refuse to mark files offline when the library looks unplugged or replaced."""
-        known_online = await self.db.scalar(
-            "SELECT count(*) FROM files WHERE offline = 0 AND kind != 'sidecar'")
-        media_found = sum(1 for f in result.files if f.kind is not Kind.SIDECAR)
-        if known_online and media_found == 0:
-            return (f"library folder {os.fsdecode(root)} is empty but {known_online} files were there last time "
-                    "(an empty mount point?); nothing was marked offline")
-        device = os.stat(root).st_dev
-        stored = await self.db.scalar("SELECT value FROM meta WHERE key = 'library.device'")
-        if known_online and stored is not None and int(stored) != device:
-            sample = await self.db.fetchall(
-                "SELECT path FROM files WHERE offline = 0 AND kind != 'sidecar' ORDER BY random() LIMIT 50")
-            present = await self.pool.run(
-                lambda: sum(os.path.exists(os.path.join(root, r["path"])) for r in sample))
-            if present == 0:
-                return (f"library folder {os.fsdecode(root)} is on a different volume than last time and none of "
-                        "the known files are on it (another drive mounted there?); nothing was marked offline")
-        return None
+        return await self.db.write(queue)
 
     async def _record_skip(self, started: str, reason: str) -> ScanReport:
         log.warning("scan skipped: %s", reason)
@@ -164,17 +165,23 @@ class Scanner:
         now = utcnow()
         report = ScanReport(seen=len(result.files), ignored=result.ignored)
         known: dict[bytes, sqlite3.Row] = {}
+        columns = "id, path, size, mtime_ns, offline, kind, photo_id, state, indexed_size, indexed_mtime_ns, error_version"
         if only is None:
-            rows = conn.execute("SELECT id, path, size, mtime_ns, offline, kind, photo_id FROM files")
+            rows = conn.execute(f"SELECT {columns} FROM files")
         else:
             clauses = " OR ".join("(path = ? OR substr(path, 1, ?) = ?)" if d else "1" for d in only)
             params: list[object] = []
             for d in only:
                 if d:
                     params += [d, len(d) + 1, d + b"/"]
-            rows = conn.execute(f"SELECT id, path, size, mtime_ns, offline, kind, photo_id FROM files WHERE {clauses}", params)
+            rows = conn.execute(f"SELECT {columns} FROM files WHERE {clauses}", params)
         for row in rows:
             known[bytes(row["path"])] = row
+        judge = judging_version()
+        # jobs waiting out a transient failure, by file (usually none: one small query)
+        waiting = {r["file_id"]: r["wait_reason"] for r in conn.execute(
+            "SELECT file_id, wait_reason FROM jobs WHERE kind = 'index' AND not_before IS NOT NULL"
+            " AND file_id IS NOT NULL")}
 
         touched_sidecars: list[bytes] = []
         seen_paths: set[bytes] = set()
@@ -206,15 +213,21 @@ class Scanner:
                 report.changed += 1
                 if f.kind is Kind.SIDECAR:
                     touched_sidecars.append(f.rel)
-                else:
-                    enqueue(conn, "index", priority=PRIORITY_INDEX, file_id=row["id"])
-                    report.queued += 1
+            if f.kind is not Kind.SIDECAR and (changed or needs_index(row, f, judge)):
+                report.queued += enqueue(conn, "index", priority=PRIORITY_INDEX, file_id=row["id"])
+            if row["id"] in waiting and waiting[row["id"]] != "storage":
+                report.resumed += resume_jobs(conn, "file_id = ?", (row["id"],))
 
+        # a folder that could not be listed says nothing about the files in it (a dropping share)
+        unlisted = [rel for rel, _ in result.errors]
         for rel, row in known.items():
-            if rel not in seen_paths and not row["offline"]:
-                conn.execute("UPDATE files SET offline = 1, missing_since = ?, updated_at = ? WHERE id = ?",
-                             (now, now, row["id"]))
-                report.offline += 1
+            if rel in seen_paths or row["offline"]:
+                continue
+            if unlisted and any(not d or rel == d or rel.startswith(d + b"/") for d in unlisted):
+                continue
+            conn.execute("UPDATE files SET offline = 1, missing_since = ?, updated_at = ? WHERE id = ?",
+                         (now, now, row["id"]))
+            report.offline += 1
 
         for rel in touched_sidecars:
             report.queued += self._queue_sidecar_owner(conn, rel)
@@ -226,9 +239,11 @@ class Scanner:
             " VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?)",
             (started, utcnow(), report.seen, report.added, report.changed, report.offline, report.online, report.ignored))
         if only is None:
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.device', ?)",
-                         (str(os.stat(os.fsencode(self.root)).st_dev),))
-            conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.status', 'ok')")
+            remember(conn, os.fsencode(self.root), media_paths(result.files))
+        conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.status', 'ok')")
+        # the library passed the guard: jobs that waited for it to come back may run now
+        report.resumed += resume_jobs(conn, "wait_reason = 'library'", ())
+        report.queued += report.resumed
         return report
 
     @staticmethod
@@ -247,6 +262,25 @@ class Scanner:
                 enqueue(conn, "index", priority=PRIORITY_INDEX, file_id=row["id"])
                 queued += 1
         return queued
+
+
+def needs_index(row: sqlite3.Row, f: FoundFile, judge: str) -> bool:
+    """Whether what is indexed for this (unchanged) file does not match what is there: never
+    indexed (its job was dropped while the file was gone), indexed at another size or time, or a
+    permanent error given by another version of the software."""
+    if row["state"] == "new":
+        return True
+    if row["indexed_size"] != f.size or row["indexed_mtime_ns"] != f.mtime_ns:
+        return True
+    return row["state"] == "error" and row["error_version"] != judge
+
+
+def resume_jobs(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> int:
+    """Let index jobs that wait out a transient failure run now (their file or library is back)."""
+    cur = conn.execute(
+        "UPDATE jobs SET not_before = NULL, waits = 0, wait_reason = NULL, updated_at = ?"
+        f" WHERE kind = 'index' AND not_before IS NOT NULL AND {where}", (utcnow(), *params))
+    return cur.rowcount
 
 
 def refresh_photo_offline(conn: sqlite3.Connection) -> None:
