@@ -118,6 +118,16 @@ def load(args: argparse.Namespace) -> Config:
     return load_config(file=args.config, flags=flags_from_args(args, SHORT_FLAGS))
 
 
+def check_webhook_targets(config: Config) -> None:
+    """[webhooks] allow_private_targets is a list in a string: a bad entry is a configuration
+    error now (exit 2), not a webhook manager that fails later in the background."""
+    from daemon.events.targets import TargetPolicy
+    try:
+        TargetPolicy.parse(config["webhooks.allow_private_targets"])
+    except ValueError as exc:
+        raise ConfigError(f"invalid value for webhooks.allow_private_targets: {exc}") from None
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -131,6 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
         config = load(args)
+        check_webhook_targets(config)
     except ConfigError as exc:
         print(f"shoebox: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -481,6 +492,11 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
         if scan["reason"]:
             line += f": {scan['reason']}"
         print(line)
+    for why, w in status.get("waiting", {}).items():
+        what = {"library": "the library to come back", "gone": "their file to come back",
+                "file": "a read to work again", "storage": "disk space"}.get(why, why)
+        print(f"waiting   {w['files']} files wait for {what} (retried by {w['until']} at the latest, or as soon "
+              f"as a scan sees them): {w['reason']}")
     if status["errors"]:
         print("errors:")
         for e in status["errors"]:

@@ -30,6 +30,11 @@ def _status(conn: sqlite3.Connection, *, error_limit: int) -> dict[str, Any]:
     queue = {r["kind"]: r["n"] for r in conn.execute(
         "SELECT kind, count(*) AS n FROM jobs WHERE state = 'queued' GROUP BY kind")}
     failed_jobs = conn.execute("SELECT count(*) FROM jobs WHERE state = 'failed'").fetchone()[0]
+    # jobs waiting out a transient failure (daemon.jobs.failures): the library or a file gone for now
+    waiting = {r["wait_reason"] or "unknown": {"files": r["n"], "reason": r["error"], "until": r["until"]}
+               for r in conn.execute(
+                   "SELECT wait_reason, count(*) AS n, max(error) AS error, max(not_before) AS until FROM jobs"
+                   " WHERE state = 'queued' AND not_before IS NOT NULL GROUP BY wait_reason")}
     errors = [
         {"path": r["path_text"], "error": r["error"], "at": r["updated_at"]}
         for r in conn.execute(
@@ -53,6 +58,7 @@ def _status(conn: sqlite3.Connection, *, error_limit: int) -> dict[str, Any]:
             "duplicates": files.get("duplicate", 0), "offline": offline_files, "sidecars": sidecars,
         },
         "queue": {"total": sum(queue.values()), **queue, "failed": failed_jobs},
+        "waiting": waiting,
         "errors": errors,
         "offline_files": offline_list,
         "last_scan": dict(scan) if scan else None,

@@ -172,6 +172,9 @@ def test_drive_gone_mid_index_while_serving_heals_when_it_returns(library: Path,
             data, "SELECT count(*) FROM jobs WHERE wait_reason = 'library'"), 60,
             what="the index jobs to wait for the library")
         assert indexed(data) < PHOTOS, "the drive was pulled too late to prove anything"
+        # `shoebox status` says what waits and why
+        shown = shoebox("status", "--library", str(library), "--data", str(data)).stdout
+        assert "wait for the library to come back" in shown and "does not exist" in shown, shown
         # ... and neither gives up on a file nor marks one offline, however many scans look at it
         wait_until(lambda: daemon.alive() and scans_since(data, 0, "skipped") >= 1 or daemon.alive()
                    and count(data, "SELECT count(*) FROM jobs WHERE waits >= 2"), 60,
