@@ -380,6 +380,10 @@ async def test_webhooks_to_loopback_link_local_and_metadata_addresses_are_refuse
     out = await asyncio.to_thread(shoebox, "webhooks", "add", "http://169.254.169.254/", "--library", str(library),
                                   "--data", str(data), check=False)
     assert out.returncode == 2 and "link-local" in out.stderr
+    # a misspelt exception is a configuration error at start, not a silently open (or dead) webhook
+    out = await asyncio.to_thread(shoebox, "config", "--webhooks-allow-private-targets", "127.0.0.1:99999",
+                                  check=False)
+    assert out.returncode == 2 and "allow_private_targets" in out.stderr
 
 
 class Banner:
