@@ -304,3 +304,40 @@ def test_corrupt_file_is_a_permanent_error_retried_only_when_something_changed(l
     Image.new("RGB", (120, 80), (200, 40, 40)).save(broken, quality=90)
     assert run_index(library, data) == {"indexed": 1, "errors": 0}
     assert broken_state(data)["state"] == "indexed"
+
+
+# -- the guard judges by what was known before the outage --------------------------------------------
+
+
+async def test_guard_counts_offline_files_as_known_and_guards_partial_scans(library: Path, tmp_path: Path) -> None:
+    """A store in which every photo is already offline (as an earlier outage left it) still knows
+    them: an empty folder is not taken for the library by a full scan, nor by the watcher's
+    partial scan of one folder, and when the drive is back nothing is lost."""
+    from daemon.app import App
+    from tests.integration.support import index, make_config
+
+    make_photos(library, 6)
+    data = tmp_path / "data"
+    config = make_config(library, data)
+    await index(config)
+    with sqlite3.connect(data / "shoebox.db") as conn:
+        conn.execute("UPDATE files SET offline = 1, missing_since = '2026-01-01T00:00:00Z'")
+        conn.execute("UPDATE photos SET offline = 1")
+    away = tmp_path / "unplugged"
+    library.rename(away)
+    library.mkdir()
+    report = await index(config)
+    assert report.status == "skipped" and "empty" in report.reason
+    app = App(config)
+    await app.start()
+    try:
+        partial = await app.scan([b"2021"])
+    finally:
+        await app.stop()
+    assert partial.status == "skipped" and "empty" in (partial.reason or "")
+
+    library.rmdir()
+    away.rename(library)
+    report = await index(config)
+    assert report.status == "done" and report.online == 6
+    assert_nothing_lost(data, 6)
