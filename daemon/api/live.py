@@ -13,8 +13,10 @@ Messages are JSON text frames, all of one shape, `{"id", "type", "time", "data"}
 
 Authentication. Browsers cannot set headers on a WebSocket, so there are two ways in:
 `Authorization: Bearer <access or app token>` on the upgrade request (scripts), or, without that
-header, a first text message `{"type": "auth", "token": "<access token>"}` within 10 seconds
-(browsers; the way Home Assistant's WebSocket API does it). Tokens are not accepted in the URL
+header, a first text message `{"type": "auth", "token": "<access token>"}` within 5 seconds
+(browsers; the way Home Assistant's WebSocket API does it). Sockets still waiting for that message
+cost the daemon without anyone being known, so at most `max_unauthenticated` of them wait at once,
+`max_unauthenticated_per_address` from one address; more are refused with 503 before the upgrade. Tokens are not accepted in the URL
 (`?t=`): URLs end up in logs and browser history, and the URL token of the thumbnails is scoped to
 thumbnails only. The route is therefore public in the access-policy sense and authenticates
 itself, with the same AuthService and the same `read` scope rule the middleware applies. A plain
@@ -44,7 +46,8 @@ from aiohttp_pydantic.oas.typing import r200
 from pydantic import BaseModel
 
 from daemon.api.access import bearer, public
-from daemon.api.errors import bad_request, validated
+from daemon.api.errors import ApiError, bad_request, validated
+from daemon.api.limits import ConnectionLimiter, client_key
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth import sessions
@@ -65,7 +68,9 @@ class LiveSettings:
     queue: int = 256  # messages held per client before the oldest are dropped
     heartbeat: float = 15.0  # seconds between live.heartbeat messages (and WebSocket pings)
     recheck: float = 2.0  # seconds between checks that the session or token is still valid
-    auth_timeout: float = 10.0  # seconds a browser has to send its auth message
+    auth_timeout: float = 5.0  # seconds a browser has to send its auth message
+    max_unauthenticated: int = 32  # sockets waiting for their auth message, in total
+    max_unauthenticated_per_address: int = 4  # ... from one client address
     send_timeout: float = 10.0  # a client that takes no message for this long is disconnected
     progress: float = 1.0  # seconds between index.progress messages while indexing
 
@@ -114,6 +119,7 @@ class LiveHub:
         self._tasks: list[asyncio.Task[None]] = []
         self._poke = asyncio.Event()
         self.sent = 0
+        self.unauthenticated = ConnectionLimiter(settings.max_unauthenticated, settings.max_unauthenticated_per_address)
 
     async def start(self, _: web.Application) -> None:
         if self.app.events is not None:
@@ -273,12 +279,23 @@ async def live(request: web.Request) -> r200[LiveMessage]:
                                  "an auth message)")
     if not upgrade:
         raise bad_request("this is a WebSocket: connect with `Upgrade: websocket`")
-    await ws.prepare(request)
     if who is None:
-        got = await _first_message_auth(app, ws, s.auth_timeout)
+        key = client_key(request.transport.get_extra_info("peername") if request.transport else None)
+        refusal = hub.unauthenticated.admit(key)
+        if refusal is not None:
+            raise ApiError(503, "too_many_unauthenticated_sockets",
+                           refusal.replace("connections", "WebSockets waiting for their auth message"),
+                           headers={"Retry-After": str(int(s.auth_timeout) + 1)})
+        try:
+            await ws.prepare(request)
+            got = await _first_message_auth(app, ws, s.auth_timeout)
+        finally:
+            hub.unauthenticated.release(key)
         if got is None:
             return ws
         who, token = got
+    else:
+        await ws.prepare(request)
     assert token is not None
     client = Client(ws, s.queue)
     hub.clients.add(client)

@@ -1,6 +1,7 @@
 """The aiohttp application: /api/v1 routes, wired to the App through a typed AppKey.
 
-Middlewares, outermost first: timing (request latency for /metrics), json_errors (one JSON
+Middlewares, outermost first: timing (request latency for /metrics), web_origin (only our own
+host names, no cross-site state changes: origin.py), json_errors (one JSON
 error shape for everything under /api), authenticate (each view's access policy, deny by
 default). The views live in one module per resource so this file does not grow with the API.
 """
@@ -19,6 +20,8 @@ from daemon.api import timeline, webapp
 from daemon.api.access import authenticate
 from daemon.api.errors import json_errors
 from daemon.api.keys import APP_KEY, THUMB_SERVER
+from daemon.api.limits import GuardedSite, Limits
+from daemon.api.origin import KnownHosts, guard
 from daemon.api.thumbserver import ThumbServer
 from daemon.api.metrics import METRICS_KEY, Metrics, metrics_view, timing
 from daemon.app import App
@@ -30,7 +33,8 @@ API = "/api/v1"
 
 def make_web_app(app: App) -> web.Application:
     cfg = app.config
-    web_app = web.Application(middlewares=[timing, json_errors, authenticate],
+    hosts = KnownHosts.from_config(cfg)
+    web_app = web.Application(middlewares=[timing, guard(hosts), json_errors, authenticate],
                               client_max_size=cfg["server.max_body_kib"] * 1024)
     web_app[APP_KEY] = app
     metrics = Metrics()
@@ -46,7 +50,8 @@ def make_web_app(app: App) -> web.Application:
     webhooks.setup_routes(web_app, API)
     for collections in (albums, views, labels, people): collections.setup_routes(web_app, API)
     assert app.auth is not None
-    web_app[THUMB_SERVER] = ThumbServer(web_app[media.THUMBNAILS], app.auth)  # started by start_server
+    web_app[THUMB_SERVER] = ThumbServer(web_app[media.THUMBNAILS], app.auth, limits=Limits.from_config(cfg),
+                                          hosts=hosts)  # started by start_server
     openapi.setup_routes(web_app, API)
     web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))
     timeline.setup_routes(web_app, API)
@@ -78,7 +83,7 @@ async def start_server(app: App, host: str, port: int, thumbnail_port: int = 0) 
     the main port, so the library stays usable."""
     runner = web.AppRunner(make_web_app(app), access_log=None, handle_signals=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, reuse_address=True)
+    site = GuardedSite(runner, host, port, Limits.from_config(app.config), handler_args={"access_log": None})
     await site.start()
     servers = WebServers(runner)
     if thumbnail_port:

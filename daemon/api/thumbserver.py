@@ -15,6 +15,15 @@ sendfile. Parsing is httptools (llhttp, the parser of Node.js and uvicorn), not
 hand-written. Everything else gets the API's JSON error shape and, when the stream cannot be
 trusted any more, a closed connection.
 
+Bounded work per connection: a client may pipeline any number of requests, but the server takes
+the next one off the socket only while the answers it holds for that connection (written but not
+yet read by the client, ready, or still being made, counted at their largest possible size) stay
+under MAX_HELD bytes; otherwise it stops reading (transport.pause_reading) until the client reads
+(resume_writing). Requests are cut at their blank line before they reach the parser, so one
+256 KiB read of pipelined requests cannot turn into thousands of answers at once. Connections are
+limited in total and per client address (daemon/api/limits.py), and a request must name one of
+the daemon's own hosts (daemon/api/origin.py: DNS rebinding).
+
 Access is the main port's: a thumbnail token or thumbnails-only app token in `?t=`, or any token
 with the thumbnails permission as `Authorization: Bearer`. The first request with a token is
 checked exactly as the API does (signature, expiry, session or app token in the database); the
@@ -40,6 +49,8 @@ from urllib.parse import unquote
 import httptools
 
 from daemon.api.errors import ApiError
+from daemon.api.limits import ConnectionLimiter, Limits, client_key, raw_error
+from daemon.api.origin import KnownHosts, machine_names
 from daemon.api.thumbnails import Thumb, ThumbnailRequestError, ThumbnailService, check_request
 from daemon.auth.errors import AuthError
 from daemon.auth.roles import Principal
@@ -55,11 +66,10 @@ MAX_URL = 4096
 MAX_HEADER_BYTES = 8192
 MAX_HEADERS = 64
 MAX_PIPELINE = 16  # answers waiting per connection before we stop reading from it
-HEADER_TIMEOUT = 10.0  # a request must arrive whole within this (slow-loris)
-IDLE_TIMEOUT = 30.0  # an idle keep-alive connection is closed after this
-MAX_CONNECTIONS = 512
+MAX_HELD = 256 * 1024  # answer bytes held per connection before we stop reading from it
+WRITE_HIGH_WATER = 64 * 1024  # the transport's buffer above which it asks us to pause
 REASONS = {200: b"OK", 304: b"Not Modified", 400: b"Bad Request", 401: b"Unauthorized", 403: b"Forbidden",
-           404: b"Not Found", 405: b"Method Not Allowed", 408: b"Request Timeout", 414: b"URI Too Long",
+           404: b"Not Found", 405: b"Method Not Allowed", 421: b"Misdirected Request", 408: b"Request Timeout", 414: b"URI Too Long",
            431: b"Request Header Fields Too Large", 500: b"Internal Server Error", 503: b"Service Unavailable"}
 
 
@@ -135,6 +145,8 @@ class _Request:
     authorization: bytes | None
     if_none_match: bytes | None
     error: tuple[int, str, str] | None  # (status, code, message) found while parsing
+    host: bytes | None = None
+    local: Any = None  # the address the client connected to (our own)
     # (thumb_key, size, token, token_in_url), set by answer_now for the slow path
     target: tuple[str, str, str, bool] | None = None
 
@@ -142,11 +154,15 @@ class _Request:
 class ThumbServer:
     """Owns the listening socket and the open connections."""
 
-    def __init__(self, thumbnails: ThumbnailService, auth: AuthService, *, header_timeout: float = HEADER_TIMEOUT,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+    def __init__(self, thumbnails: ThumbnailService, auth: AuthService, *, limits: Limits = Limits(),
+                 hosts: KnownHosts | None = None) -> None:
         self.thumbnails = thumbnails
-        self.header_timeout = header_timeout
-        self.idle_timeout = idle_timeout
+        self.header_timeout = limits.header_timeout
+        self.idle_timeout = limits.idle_timeout
+        self.limiter = ConnectionLimiter(limits.max_connections, limits.max_connections_per_address)
+        self.hosts = hosts if hosts is not None else KnownHosts(machine_names())
+        self.max_held = MAX_HELD
+        self._hosts_ok: set[bytes] = set()  # Host values found to be ours (the hot path skips the check)
         self.grants = Grants(auth)
         self.date = _HttpDate()
         self._heads: dict[tuple[Any, int], bytes] = {}  # the fixed part of a thumbnail's 200 head
@@ -174,6 +190,7 @@ class ThumbServer:
     def status(self) -> dict[str, Any]:
         cache = self.thumbnails.cache
         return {"port": self.port, "connections": len(self.connections), "requests": self.requests,
+                "refused_connections": self.limiter.refused,
                 "served_from_memory": self.fast, "cache": {"items": len(cache), "bytes": cache.bytes,
                                                            "limit_bytes": cache.max_bytes, "hits": cache.hits,
                                                            "misses": cache.misses}}
@@ -222,6 +239,13 @@ class ThumbServer:
         """The answer if it needs no waiting (errors, and remembered token + thumbnail in memory);
         None when the slow path must run."""
         self.requests += 1
+        if req.host is not None and req.host not in self._hosts_ok:
+            host = req.host.decode("latin-1")
+            if not self.hosts.allows(host, req.local):
+                return self.error_answer(req, 421, "unknown_host", self.hosts.refusal(host), close=True)
+            if len(self._hosts_ok) >= 256:
+                self._hosts_ok.clear()
+            self._hosts_ok.add(req.host)
         if req.error is not None:
             status, code, message = req.error
             return self.error_answer(req, status, code, message, close=True)
@@ -286,6 +310,16 @@ class ThumbServer:
         return None, False
 
 
+def _request_end(data: bytes) -> int:
+    """Where the first request's header block in `data` ends (after its blank line), or -1.
+    Thumbnail requests have no body (one with a body is refused), so this cuts exactly."""
+    crlf = data.find(b"\n\r\n")
+    lf = data.find(b"\n\n")
+    if crlf < 0:
+        return -1 if lf < 0 else lf + 2
+    return crlf + 3 if lf < 0 or crlf < lf else lf + 2
+
+
 class _Connection(asyncio.Protocol):
     """One client connection: parse with httptools, answer in order, enforce the limits."""
 
@@ -294,10 +328,17 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.pending: deque[asyncio.Future[bytes | _FileAnswer] | bytes] = deque()
+        self.held = 0  # bytes of the answers in `pending` that are ready
+        self.making = 0  # answers in `pending` still being made
+        self.inbox = b""  # bytes read but not yet parsed (we stopped: too much held)
+        self.feeding = False
         self.closing = False
         self.sending_file = False
         self.reading_paused = False
         self.writing_paused = False
+        self.key = "?"
+        self.local: Any = None
+        self.admitted = False
         self._timer: asyncio.TimerHandle | None = None
         self._reset()
 
@@ -307,6 +348,7 @@ class _Connection(asyncio.Protocol):
         self.header_count = 0
         self.authorization: bytes | None = None
         self.if_none_match: bytes | None = None
+        self.host: bytes | None = None
         self.error: tuple[int, str, str] | None = None
         self.in_message = False
 
@@ -315,16 +357,27 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)
         self.transport = transport
-        if len(self.server.connections) >= MAX_CONNECTIONS:
+        self.key = client_key(transport.get_extra_info("peername"))
+        refusal = self.server.limiter.admit(self.key)
+        if refusal is not None:
+            transport.write(raw_error(503, "Service Unavailable", "too_many_connections", refusal,
+                                      "Retry-After: 5\r\n"))
             transport.close()
             self.closing = True
             return
+        self.admitted = True
+        self.local = transport.get_extra_info("sockname")
+        transport.set_write_buffer_limits(high=WRITE_HIGH_WATER)
         self.server.connections.add(self)
         self._arm(self.server.idle_timeout)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.server.connections.discard(self)
+        if self.admitted:
+            self.admitted = False
+            self.server.limiter.release(self.key)
         self.closing = True
+        self.inbox = b""
         if self._timer is not None:
             self._timer.cancel()
         for item in self.pending:
@@ -335,15 +388,50 @@ class _Connection(asyncio.Protocol):
     def data_received(self, data: bytes) -> None:
         if self.closing:
             return
+        self.inbox = self.inbox + data if self.inbox else data
+        self._feed()
+
+    def _full(self) -> bool:
+        """Does this connection hold as much as it may? Answers being made count at their
+        largest possible size (a thumbnail just under the memory cache's item limit)."""
+        if len(self.pending) >= MAX_PIPELINE:
+            return True
+        transport = self.transport
+        buffered = transport.get_write_buffer_size() if transport is not None else 0
+        return buffered + self.held + self.making * self.server.thumbnails.cache.max_item >= self.server.max_held
+
+    def _feed(self) -> None:
+        """Give the parser one request at a time while there is room; keep the rest and stop
+        reading when there is not."""
+        if self.feeding:
+            return
+        self.feeding = True
         try:
-            self.parser.feed_data(data)
-        except httptools.HttpParserUpgrade:
-            self._fail(400, "bad_request", "protocol upgrades are not served here")
-        except httptools.HttpParserError as exc:
-            if self.error is not None:  # a limit we stopped the parser for
-                self._fail(*self.error)
-            else:
-                self._fail(400, "bad_request", f"malformed HTTP request: {exc}")
+            data = self.inbox
+            while data and not self.closing and not self._full():
+                end = _request_end(data)
+                if end < 0 or end >= len(data):
+                    chunk, data = data, b""
+                else:
+                    chunk, data = data[:end], data[end:]
+                try:
+                    self.parser.feed_data(chunk)
+                except httptools.HttpParserUpgrade:
+                    data = b""
+                    self._fail(400, "bad_request", "protocol upgrades are not served here")
+                except httptools.HttpParserError as exc:
+                    data = b""
+                    if self.error is not None:  # a limit we stopped the parser for
+                        self._fail(*self.error)
+                    else:
+                        self._fail(400, "bad_request", f"malformed HTTP request: {exc}")
+            self.inbox = b"" if self.closing else data
+        finally:
+            self.feeding = False
+        if self.inbox:
+            self._pause_reading()
+        else:
+            self._maybe_resume_reading()
 
     def pause_writing(self) -> None:
         self.writing_paused = True
@@ -351,7 +439,7 @@ class _Connection(asyncio.Protocol):
 
     def resume_writing(self) -> None:
         self.writing_paused = False
-        self._maybe_resume_reading()
+        self._feed()
 
     def close(self) -> None:
         self.closing = True
@@ -380,6 +468,8 @@ class _Connection(asyncio.Protocol):
         lower = name.lower()
         if lower == b"authorization":
             self.authorization = value
+        elif lower == b"host":
+            self.host = value
         elif lower == b"if-none-match":
             self.if_none_match = value
         elif (lower == b"content-length" and value.strip() != b"0") or lower == b"transfer-encoding":
@@ -394,21 +484,30 @@ class _Connection(asyncio.Protocol):
         if self.closing:  # pipelined after a request that ends the connection
             return
         req = _Request(method=self.parser.get_method(), url=self.url, keep_alive=self.parser.should_keep_alive(),
-                       authorization=self.authorization, if_none_match=self.if_none_match, error=self.error)
+                       authorization=self.authorization, if_none_match=self.if_none_match, error=self.error,
+                       host=self.host, local=self.local)
         if req.error is not None:
             req.keep_alive = False
         answer = self.server.answer_now(req)
         if answer is not None:
             self.pending.append(answer)
+            self.held += len(answer)
         else:
             task = asyncio.ensure_future(self.server.answer_later(req))
-            task.add_done_callback(lambda _: self._flush())
+            task.add_done_callback(self._made)
             self.pending.append(task)
+            self.making += 1
         if not req.keep_alive:
             self.closing = True  # read nothing more; close once the answers are out
         self._flush()
-        if len(self.pending) >= MAX_PIPELINE:
-            self._pause_reading()
+
+    def _made(self, task: "asyncio.Future[bytes | _FileAnswer]") -> None:
+        self.making -= 1
+        if not task.cancelled():
+            result = task.result()
+            if isinstance(result, bytes):
+                self.held += len(result)
+        self._flush()
 
     # -- writing ---------------------------------------------------------------------------------
 
@@ -430,11 +529,15 @@ class _Connection(asyncio.Protocol):
                 self.sending_file = True  # the answers behind it wait until the file is out
                 asyncio.ensure_future(self._send_file(head))
                 return
+            self.held -= len(head)
             transport.write(head)
         if self.closing:
             transport.close()
             return
-        self._maybe_resume_reading()
+        if self.inbox:
+            self._feed()
+        else:
+            self._maybe_resume_reading()
         if not self.in_message:
             self._arm(self.server.idle_timeout)
 
@@ -463,7 +566,9 @@ class _Connection(asyncio.Protocol):
         """The byte stream is not trustworthy any more: answer (after earlier answers) and close."""
         if self.closing:
             return
-        self.pending.append(self.server.error_answer(None, status, code, message, close=True))
+        answer = self.server.error_answer(None, status, code, message, close=True)
+        self.pending.append(answer)
+        self.held += len(answer)
         self.closing = True
         self._flush()
 
@@ -473,7 +578,7 @@ class _Connection(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _maybe_resume_reading(self) -> None:
-        if (self.reading_paused and not self.writing_paused and len(self.pending) < MAX_PIPELINE
+        if (self.reading_paused and not self.writing_paused and not self.inbox and not self._full()
                 and self.transport is not None and not self.transport.is_closing()):
             self.reading_paused = False
             self.transport.resume_reading()
