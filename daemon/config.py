@@ -244,10 +244,16 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("auth", "session_ttl", "int", 2592000,
             "Seconds a login lasts without being used; each refresh extends it.", 3600, 31536000),
     Setting("auth", "thumb_ttl", "int", 604800, "Seconds a thumbnail URL token is valid (plus up to a day).", 3600, 2592000),
-    Setting("auth", "max_failures", "int", 5, "Failed logins in a row after which an account is locked for `lockout` seconds.", 1, 1000),
+    Setting("auth", "max_failures", "int", 5,
+            "Failed logins for one account from one address before that address backs off (2 s, doubling up to"
+            " `lockout`); never a lock on the account itself.", 1, 1000),
     Setting("auth", "address_failures", "int", 20,
             "Failed logins from one address within `lockout` seconds after which it must wait.", 1, 10000),
-    Setting("auth", "lockout", "int", 900, "Seconds a locked account or address waits before trying again.", 1, 86400),
+    Setting("auth", "account_failures", "int", 20,
+            "Failed logins for one account (from any address) within `lockout` seconds after which its logins are"
+            " slowed down: addresses that failed on it wait out their backoff, others get one check a second.", 1, 100000),
+    Setting("auth", "lockout", "int", 900,
+            "Seconds over which failed logins are counted, and the longest backoff (429 + Retry-After).", 1, 86400),
     Setting("auth", "app_token_days", "int", 365,
             "Days an app token is valid when its maker gives no expiry (0: until revoked).", 0, 3650),
     Setting("search", "max_seconds", "float", 3.0,
