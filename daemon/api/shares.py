@@ -8,8 +8,12 @@ learn which other photos or thumbnail keys the library holds.
 
 A password-protected link answers 401 `password_required` until the guest posts the password to
 /s/{token}/unlock, which returns a share session (1 hour) to send as `?s=` on every guest request
-(a query parameter because <img> tags cannot send headers). Wrong passwords are limited per
-address like logins.
+(a query parameter because <img> tags cannot send headers). Wrong passwords are limited like
+logins (daemon.auth.limiter, counted before the hash is checked): per (link, address) with
+backoff, per address, and per link a slow-down that still lets a guest with the right password
+in. Guessing tokens is limited too: an address that asked for too many tokens that never
+existed gets 429 on every guest route for a while (on every route, or the 429 itself would tell
+a guessed token from an unknown one).
 """
 
 from __future__ import annotations
@@ -32,7 +36,7 @@ from daemon.api.photos import PhotoSummary, Uid
 from daemon.app import App
 from daemon.auth import passwords
 from daemon.auth import shares as store
-from daemon.auth.limiter import AddressLimiter
+from daemon.auth.limiter import AddressLimiter, AttemptLimiter, Refused
 from daemon.auth.roles import Role, Scope
 from daemon.search import SearchError
 from daemon.store import photo_pages
@@ -43,7 +47,13 @@ ShareToken = Annotated[str, Field(min_length=20, max_length=64, pattern=r"^[A-Za
                                   description="the share link's token")]
 ShareId = Annotated[str, Field(min_length=1, max_length=32, pattern=r"^[0-9a-f]+$", description="share link id")]
 SessionParam = Field("", max_length=100, description="share session from /unlock (password-protected links)")
-UNLOCK_LIMITER: web.AppKey[AddressLimiter] = web.AppKey("share_unlock_limiter")
+UNLOCK_LIMITER: web.AppKey[AttemptLimiter] = web.AppKey("share_unlock_limiter")
+TOKEN_MISSES: web.AppKey[AddressLimiter] = web.AppKey("share_token_misses")
+#: Wrong passwords for one link from one address before backoff; from one address over all links;
+#: for one link over all addresses before the link's unlocks are slowed down; the window (s).
+UNLOCK_PAIR_FAILURES, UNLOCK_ADDRESS_FAILURES, UNLOCK_LINK_FAILURES, GUEST_WINDOW = 5, 10, 20, 900
+#: Tokens that never existed one address may ask for within GUEST_WINDOW.
+TOKEN_MISSES_ALLOWED = 20
 GUEST_ORDERS = ("newest", "oldest", "added")
 
 
@@ -281,15 +291,41 @@ async def revoke_share(request: web.Request, share_id: ShareId, /) -> r204:
 
 
 NO_LINK = "no such share link (it may have expired or been revoked)"
+UNLOCK_REFUSALS = {
+    "address": "too many wrong passwords from this address",
+    "pair": "too many wrong passwords for this link from this address",
+    "target": "this link is receiving many wrong passwords, so its unlocks are slowed down",
+}
+
+
+def _too_many(wait: int, message: str) -> ApiError:
+    return ApiError(429, "too_many_attempts", f"{message}; try again in {wait} s", {"retry_after": wait},
+                    {"Retry-After": str(wait)})
+
+
+async def _find(request: web.Request, token: str) -> tuple[store.Share, str | None]:
+    """The live link of a token and its password hash; 404 if none, 429 for an address that has
+    asked for too many tokens that never existed (checked first, whatever the token)."""
+    app = _app(request)
+    assert app.db is not None
+    misses = request.app[TOKEN_MISSES]
+    address = request.remote or "?"
+    wait = misses.retry_after(address)
+    if wait:
+        raise _too_many(wait, "too many unknown share links from this address")
+    found = await app.db.read(lambda c: store.active_share(c, token))
+    if found is None:
+        if not await app.db.read(lambda c: store.token_known(c, token)):
+            misses.failed(address)
+        raise not_found(NO_LINK)
+    return found
 
 
 async def _open(request: web.Request, token: str, session: str) -> store.Share:
     """The link this token opens right now, with its password given; refused otherwise."""
     app = _app(request)
     assert app.db is not None
-    found = await app.db.read(lambda c: store.active_share(c, token))
-    if found is None:
-        raise not_found(NO_LINK)
+    found = await _find(request, token)
     share, password_hash = found
     if password_hash is not None:
         ok = bool(session) and await app.db.read(lambda c: store.session_valid(c, share.id, session))
@@ -309,26 +345,24 @@ async def unlock(request: web.Request, token: ShareToken, /, body: UnlockBody) -
         200: the session
         401: wrong password
         404: no such link
-        429: too many wrong passwords from this address; see Retry-After
+        429: too many wrong passwords (or unknown links) from this address, or for this link; see Retry-After
     """
     app = _app(request)
     assert app.db is not None and app.auth is not None
-    limiter = request.app[UNLOCK_LIMITER]
-    address = request.remote or "?"
-    wait = limiter.retry_after(address)
-    if wait:
-        raise ApiError(429, "too_many_attempts", f"too many wrong passwords; try again in {wait} s",
-                       {"retry_after": wait}, {"Retry-After": str(wait)})
-    found = await app.db.read(lambda c: store.active_share(c, token))
-    if found is None:
-        raise not_found(NO_LINK)
-    share, password_hash = found
+    share, password_hash = await _find(request, token)
     if password_hash is None:
         raise bad_request("this link has no password; open it directly")
-    if not await app.auth.hash_in_thread(passwords.verify_password, password_hash, body.password):
-        limiter.failed(address)
+    try:  # counted before the hash is checked: parallel guesses get no more checks than allowed
+        attempt = request.app[UNLOCK_LIMITER].begin(share.uid, request.remote or "?")
+    except Refused as exc:
+        raise _too_many(exc.retry_after, UNLOCK_REFUSALS[exc.reason]) from None
+    try:
+        ok = await app.auth.hash_in_thread(passwords.verify_password, password_hash, body.password)
+    finally:
+        attempt.failed()  # stays counted unless succeeded() below takes it back
+    if not ok:
         raise ApiError(401, "wrong_password", "wrong password for this link")
-    limiter.succeeded(address)
+    attempt.succeeded()
     session = await app.db.write(lambda c: store.new_session(c, share.id))
     return web.json_response({"session": session, "expires_in": store.SESSION_TTL})
 
@@ -442,7 +476,9 @@ async def shared_thumbnail(request: web.Request, token: ShareToken, thumb_key: T
 
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:
-    web_app[UNLOCK_LIMITER] = AddressLimiter(10, 900)
+    web_app[UNLOCK_LIMITER] = AttemptLimiter(pair_free=UNLOCK_PAIR_FAILURES, address_failures=UNLOCK_ADDRESS_FAILURES,
+                                             target_failures=UNLOCK_LINK_FAILURES, window=GUEST_WINDOW)
+    web_app[TOKEN_MISSES] = AddressLimiter(TOKEN_MISSES_ALLOWED, GUEST_WINDOW)
     r = web_app.router
     r.add_post(f"{prefix}/shares", create_share)
     r.add_get(f"{prefix}/shares", list_shares)

@@ -15,22 +15,28 @@ import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, TypeVar
 
 from daemon.auth import accounts, passwords, sessions
 from daemon.auth.errors import AccountError, Conflict, Forbidden, InvalidCredentials, TooManyAttempts
-from daemon.auth.limiter import AddressLimiter
+from daemon.auth.limiter import AttemptLimiter, Refused
 from daemon.auth.roles import ROLE_SCOPES, Principal, Role, Scope
 from daemon.auth.secret import load_or_create_secret
 from daemon.auth.tokens import (ACCESS, APP_PREFIX, THUMB, TokenSigner, new_app_token, new_refresh_token,
                                 token_hash)
 from daemon.store.db import Database
-from daemon.timeutil import utc_from_timestamp, utcnow
+from daemon.timeutil import utcnow
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+#: What a refused login says, by the limit that refused it (daemon.auth.limiter).
+LOGIN_REFUSALS = {
+    "address": "too many failed logins from this address",
+    "pair": "too many failed logins for this account from this address",
+    "target": "this account is receiving many failed logins, so its logins are slowed down",
+}
 
 
 @dataclass(frozen=True)
@@ -38,9 +44,10 @@ class AuthSettings:
     access_ttl: int = 900
     session_ttl: int = 30 * 86400
     thumb_ttl: int = 7 * 86400
-    max_failures: int = 5  # per account, then locked for `lockout` seconds
-    address_failures: int = 20  # per address within `lockout` seconds
-    lockout: int = 900
+    max_failures: int = 5  # per (account, address), then that pair backs off (daemon.auth.limiter)
+    address_failures: int = 20  # per address within `lockout` seconds, whatever the accounts
+    account_failures: int = 20  # per account within `lockout` seconds, then the account is slowed down
+    lockout: int = 900  # the window of those counts, and the longest backoff
     app_token_days: int = 365  # an app token made without an expiry ends after this many days (0: never)
 
     @classmethod
@@ -54,7 +61,9 @@ class AuthService:
         self.settings = settings or AuthSettings()
         self.signer = TokenSigner(load_or_create_secret(data_dir), access_ttl=self.settings.access_ttl,
                                   thumb_ttl=self.settings.thumb_ttl)
-        self.addresses = AddressLimiter(self.settings.address_failures, self.settings.lockout)
+        self.logins = AttemptLimiter(pair_free=self.settings.max_failures,
+                                     address_failures=self.settings.address_failures,
+                                     target_failures=self.settings.account_failures, window=self.settings.lockout)
         self._hasher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="auth-hash")
         # Bumped by every revocation made through this service, so a cache of earlier answers
         # (the thumbnail server's) can drop them at once instead of waiting for its expiry.
@@ -90,22 +99,24 @@ class AuthService:
     # -- login and refresh ----------------------------------------------------------------------------
 
     async def login(self, name: str, password: str, *, address: str, user_agent: str | None) -> dict[str, Any]:
-        wait = self.addresses.retry_after(address)
-        if wait:
-            raise TooManyAttempts(f"too many failed logins from this address; try again in {wait} s", retry_after=wait)
-        user = await self.db.read(lambda c: accounts.get_user(c, name))
-        if user is not None and user["locked_until"] and user["locked_until"] > utcnow():
-            wait = _seconds_until(user["locked_until"])
-            raise TooManyAttempts(f"too many failed logins for this account; try again in {wait} s", retry_after=wait)
-        stored = user["password_hash"] if user is not None else passwords.DUMMY_HASH
-        ok = await self.hash_in_thread(passwords.verify_password, stored, password) and user is not None
+        """Tokens for the right password. The attempt is counted (daemon.auth.limiter) before the
+        hash is checked, so parallel guesses cannot get more checks than the limits allow; names
+        that do not exist are counted and checked (against a dummy hash) the same way."""
+        try:
+            attempt = self.logins.begin(name.lower()[:128], address)
+        except Refused as exc:
+            raise TooManyAttempts(f"{LOGIN_REFUSALS[exc.reason]}; try again in {exc.retry_after} s",
+                                  retry_after=exc.retry_after) from None
+        try:
+            user = await self.db.read(lambda c: accounts.get_user(c, name))
+            stored = user["password_hash"] if user is not None else passwords.DUMMY_HASH
+            ok = await self.hash_in_thread(passwords.verify_password, stored, password) and user is not None
+        finally:
+            attempt.failed()  # stays counted unless succeeded() below takes it back
         if not ok:
-            self.addresses.failed(address)
-            if user is not None:
-                await self.db.write(lambda c: self._count_failure(c, user["id"]))
             log.warning("failed login for %r from %s", name, address)
             raise InvalidCredentials("wrong user name or password")
-        self.addresses.succeeded(address)
+        attempt.succeeded()
         rehash = passwords.needs_rehash(stored)
         new_hash = await self.hash_in_thread(passwords.hash_password, password) if rehash else None
         refresh = new_refresh_token()
@@ -120,14 +131,6 @@ class AuthService:
 
         session_uid = await self.db.write(start)
         return self._tokens(session_uid, user["id"], user["name"], user["role"], refresh)
-
-    def _count_failure(self, conn: sqlite3.Connection, user_id: int) -> None:
-        row = conn.execute("UPDATE users SET failed_logins = failed_logins + 1 WHERE id = ? RETURNING failed_logins",
-                           (user_id,)).fetchone()
-        if row and row[0] >= self.settings.max_failures:
-            until = utc_from_timestamp(time.time() + self.settings.lockout)
-            conn.execute("UPDATE users SET locked_until = ?, failed_logins = 0 WHERE id = ?", (until, user_id))
-            log.warning("user id %d locked until %s after %d failed logins", user_id, until, row[0])
 
     async def refresh(self, refresh_token: str) -> dict[str, Any]:
         new = new_refresh_token()
@@ -255,8 +258,3 @@ class AuthService:
     async def revoke_app_token(self, principal: Principal, uid: str) -> None:
         await self.db.write(lambda c: sessions.revoke_app_token(c, principal.user_id, uid))
         self.revision += 1
-
-
-def _seconds_until(stamp: str) -> int:
-    when = datetime.strptime(stamp, "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=timezone.utc)
-    return max(1, int((when - datetime.now(timezone.utc)).total_seconds()) + 1)

@@ -241,6 +241,12 @@ def active_share(conn: sqlite3.Connection, token: str) -> tuple[Share, str | Non
     return share, row["password_hash"]
 
 
+def token_known(conn: sqlite3.Connection, token: str) -> bool:
+    """Whether a token belongs to any link, live or not: only tokens that never existed count as
+    guessing (a guest reloading a revoked link is not an attacker)."""
+    return conn.execute("SELECT 1 FROM shares WHERE token_hash = ?", (token_hash(token),)).fetchone() is not None
+
+
 def count_view(conn: sqlite3.Connection, share_id: int) -> None:
     conn.execute("UPDATE shares SET views = views + 1, last_viewed_at = ? WHERE id = ?", (utcnow(), share_id))
 

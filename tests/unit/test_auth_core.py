@@ -14,7 +14,7 @@ import pytest
 
 from daemon.auth import accounts, passwords, sessions
 from daemon.auth.errors import AccountError, Conflict, InvalidCredentials
-from daemon.auth.limiter import AddressLimiter
+from daemon.auth.limiter import AddressLimiter, AttemptLimiter, Refused
 from daemon.auth.roles import Role, Scope, parse_role, parse_scopes
 from daemon.auth.secret import SecretError, load_or_create_secret
 from daemon.auth.tokens import ACCESS, THUMB, TokenSigner, token_hash
@@ -111,6 +111,37 @@ def test_address_limiter_blocks_after_the_limit_and_forgets_after_the_window() -
     for i in range(1000):
         small.failed(f"a{i}", now=1.0)
     assert len(small._failures) == 100  # bounded memory under a spray of addresses
+
+
+def test_attempt_limiter_backs_off_per_pair_and_slows_an_attacked_account_without_locking_it() -> None:
+    lim = AttemptLimiter(pair_free=2, address_failures=100, target_failures=4, window=900)
+    # attempts are counted when they begin: two in flight use the pair's allowance
+    first, second = lim.begin("ann", "10.0.0.5", now=0.0), lim.begin("ann", "10.0.0.5", now=0.0)
+    with pytest.raises(Refused) as refused:
+        lim.begin("ann", "10.0.0.5", now=0.0)
+    assert refused.value.reason == "pair"
+    first.failed(now=0.5)
+    second.failed(now=0.5)
+    with pytest.raises(Refused) as refused:
+        lim.begin("ann", "10.0.0.5", now=1.0)
+    assert refused.value.retry_after == 2  # 2 s after the end of the last failed check
+    lim.begin("ann", "10.0.0.5", now=2.6).failed(now=2.6)  # the backoff doubles: 4 s now
+    with pytest.raises(Refused):
+        lim.begin("ann", "10.0.0.5", now=6.0)
+    lim.begin("ann", "10.0.0.6", now=7.0).failed(now=7.0)  # the fourth failure: ann is under attack
+    assert lim.under_attack("ann", now=7.0)
+    # an address that never failed on ann still gets checked, one at a time, once a second
+    owner = lim.begin("ann", "192.168.1.2", now=7.0)
+    with pytest.raises(Refused) as refused:
+        lim.begin("ann", "192.168.1.3", now=7.2)
+    assert refused.value.reason == "target" and refused.value.retry_after == 1
+    owner.succeeded(now=7.3)
+    assert lim.begin("ann", "192.168.1.2", now=8.1)  # the owner's address is as fresh as before
+    # an address that failed once on an attacked account backs off at once
+    with pytest.raises(Refused):
+        lim.begin("ann", "10.0.0.6", now=8.2)
+    # other accounts are not affected
+    assert lim.begin("bob", "10.0.0.7", now=8.2)
 
 
 def test_account_rules_last_admin_names_and_password_change(conn: sqlite3.Connection) -> None:
