@@ -122,7 +122,8 @@ class App:
         tagging = self.tagging_settings()
         self.indexer = Indexer(
             self.db, self.pool, root=self.library, thumbs=self.thumbs, settings=thumb_settings,
-            limits=DecodeLimits(max_pixels=cfg["index.max_pixels"]), places=self.places,
+            limits=DecodeLimits(max_pixels=cfg["index.max_pixels"], max_decode_bytes=cfg["index.max_decode_mib"] << 20),
+            places=self.places,
             exiftool=cfg["index.exiftool"], exiftool_timeout=cfg["index.exiftool_timeout"],
             ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], tagging=bool(tagging.tasks()),
             on_stored=self._stored, gate=self.gate)
