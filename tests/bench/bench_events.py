@@ -126,7 +126,7 @@ async def bus_to_webhooks(tmp: Path, count: int) -> dict[str, float]:
     await db.write(lambda c: create_webhook(c, f"http://127.0.0.1:{receiver.port}/hook", [], "bench-secret-0123456789"))
     bus = EventBus(db, outbox_max=count * 2, durable=["webhook:1"])
     await bus.start()
-    manager = WebhookManager(db, bus, WebhookSettings(), user_agent="bench")
+    manager = WebhookManager(db, bus, WebhookSettings(allow_private_targets="127.0.0.1"), user_agent="bench")
     await manager.start()
     try:
         started = time.perf_counter()
