@@ -41,7 +41,7 @@ _TEXT_RULES: list[tuple[re.Pattern[str], str]] = [
     (re.compile(r"(?i)((?:proxy-)?authorization['\"]?\s*[:=]\s*['\"]?)(?:(?:bearer|basic|token)\s+)?[^'\"\s,}]+"),
      rf"\1{MASK}"),
     (re.compile(r"(?i)((?:set-)?cookie['\"]?\s*[:=]\s*['\"]?)[^'\"\n]+"), rf"\1{MASK}"),
-    (re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),
+    (re.compile(r"\b([Bb]earer|Basic)\s+[A-Za-z0-9._~+/=\-]{8,}"), rf"\1 {MASK}"),  # not "basic settings"
     # Shoebox refresh and app tokens, wherever they are
     (re.compile(r"\b(sb[ra]_)[A-Za-z0-9_\-]{8,}"), rf"\1{MASK}"),
     # JWTs (access and thumbnail tokens)
