@@ -220,9 +220,10 @@ async def change_password(request: web.Request, body: PasswordBody) -> r204:
         204: changed; log in with the new password
         400: the new password is too weak
         403: the current password is wrong, or the request came with an app token
+        429: too many wrong passwords (counted with failed logins); see Retry-After
     """
     await _auth(request).change_password(principal(request), body.current_password, body.new_password,
-                                         keep_tokens=body.keep_tokens)
+                                         keep_tokens=body.keep_tokens, address=request.remote or "?")
     return web.Response(status=204)
 
 

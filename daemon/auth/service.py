@@ -232,16 +232,28 @@ class AuthService:
                                                                        scopes, ttl=ttl))
         return {**info, "token": token}
 
-    async def change_password(self, principal: Principal, current: str, new: str, *, keep_tokens: bool) -> int:
+    async def change_password(self, principal: Principal, current: str, new: str, *, keep_tokens: bool,
+                              address: str) -> int:
         """The caller changes their own password, proving they know the current one. Every session
         ends (this one too: log in again) and, unless keep_tokens, every app token. Returns the
-        number of sessions ended."""
+        number of sessions ended. Wrong current passwords count like failed logins, so a stolen
+        session cannot be used to guess the password faster than the login page could."""
         if principal.session_uid is None:
             raise Forbidden("a password is changed from a login session, not with an app token")
-        user = await self.db.read(lambda c: c.execute("SELECT * FROM users WHERE id = ?",
-                                                      (principal.user_id,)).fetchone())
-        if user is None or not await self.hash_in_thread(passwords.verify_password, user["password_hash"], current):
+        try:
+            attempt = self.logins.begin(principal.username.lower()[:128], address)
+        except Refused as exc:
+            raise TooManyAttempts(f"{LOGIN_REFUSALS[exc.reason]}; try again in {exc.retry_after} s",
+                                  retry_after=exc.retry_after) from None
+        try:
+            user = await self.db.read(lambda c: c.execute("SELECT * FROM users WHERE id = ?",
+                                                          (principal.user_id,)).fetchone())
+            ok = user is not None and await self.hash_in_thread(passwords.verify_password, user["password_hash"], current)
+        finally:
+            attempt.failed()
+        if not ok:
             raise Forbidden("the current password is wrong", details={"field": "current_password"})
+        attempt.succeeded()
         try:
             hashed = await self.hash_in_thread(passwords.hash_password, new)
         except passwords.WeakPassword as exc:

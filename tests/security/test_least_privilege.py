@@ -273,6 +273,18 @@ async def test_app_tokens_expire_by_default_and_end_with_a_password_change(copy:
         for token in (later, kept):
             assert (await client.get("/api/v1/photos", headers=token)).status == 401
 
+        # a stolen session cannot guess the password faster than the login page could
+        session = auth(await login(client, "ursula"))
+        answers = []
+        for _ in range(30):
+            r = await client.post("/api/v1/auth/password", headers=session,
+                                  json={"current_password": "guess-guess-guess", "new_password": NEW_PASSWORD})
+            answers.append(r.status)
+            if r.status == 429:
+                assert int(r.headers["Retry-After"]) >= 1
+                break
+        assert answers[-1] == 429 and set(answers[:-1]) == {403}, answers
+
 
 # -- f) refresh-token chain ------------------------------------------------------------------------------
 
