@@ -31,6 +31,7 @@ from daemon.library.exiftool import ExifTool
 from daemon.library.importer import (Cancelled, CopyFailed, Group, ImportRefused, check_layout, check_source,
                                      copy_verified, dated_base, dated_folder, new_sidecar_name, plan_import,
                                      sha1_of, taken_time)
+from daemon.system.diskspace import MIB, free_bytes
 from daemon.timeutil import utcnow
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -119,6 +120,7 @@ class ImportRuns:
             app = self.app
             assert app.pool is not None
             source = await app.pool.run(check_source, Path(str(folder)), library=app.library, data=app.data)
+            await app.pool.run(self._check_library_space)
             report = ImportReport(id=secrets.token_hex(8), source=str(source), move=move)
             await asyncio.to_thread(self._save, report)
             self.current = report
@@ -126,6 +128,15 @@ class ImportRuns:
             self._task = app.spawn(self._run(report, source), f"import-{report.id}")
             log.info("import %s: %s %s into the library", report.id, "moving" if move else "copying", source)
             return report
+
+    def _check_library_space(self) -> None:
+        """Refuse to start on a library disk below [index] min_free_mib (daemon.system.diskspace):
+        a copy that fills the disk would fail file after file."""
+        need = self.app.config["index.min_free_mib"] * MIB
+        free = free_bytes(self.app.library)
+        if free < need:
+            raise ImportRefused(f"the library disk is full: {free // MIB} MiB free at {self.app.library}, "
+                                f"Shoebox keeps {need // MIB} MiB free ([index] min_free_mib)")
 
     async def run(self, folder: Path | str, *, move: bool = False) -> ImportReport:
         """Start an import and wait for its report (the CLI and the MQTT command)."""

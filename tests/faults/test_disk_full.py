@@ -12,6 +12,7 @@ import subprocess
 import time
 from pathlib import Path
 
+from tests.conftest import copy_sample
 from tests.faults.fs import cpu_seconds, fill, noise_photos, resize, tmpfs
 from tests.integration.api_support import Daemon, create_admin, events_of, http_json
 from tests.integration.support import REPO, SHOEBOX, free_port, make_config, shoebox
@@ -190,3 +191,15 @@ def test_an_unusable_data_folder_exits_6_with_the_reason(tmp_path: Path) -> None
                 assert "Traceback" not in run.stderr, run.stderr[-3000:]
                 last = run.stderr.strip().splitlines()[-1]
                 assert reason in last, last
+
+
+def test_an_import_into_a_full_library_disk_is_refused_with_the_reason(tmp_path: Path, samples: Path) -> None:
+    card = tmp_path / "card"
+    copy_sample(samples, "exif-samples/jpg/Canon_40D.jpg", card)
+    disk = tmp_path / "library"
+    with tmpfs(disk, "4m"):
+        fill(disk)
+        run = shoebox("import", str(card), "--library", str(disk), "--data", str(tmp_path / "data"), check=False)
+        assert run.returncode == 2, run.stderr[-3000:]
+        assert "the library disk is full" in run.stderr.strip().splitlines()[-1]
+        assert (card / "Canon_40D.jpg").exists()
