@@ -246,11 +246,14 @@ class DiskSpace:
         while self.full is not None:
             await asyncio.sleep(delay)
             delay = min(self.poll_max, delay * 2)
-            short = self.short_volume()
-            if short is None:
-                self._resume()
-                return
-            self.full["free_mib"] = _mib(short[1])
+            try:
+                short = self.short_volume()
+                if short is None:
+                    self._resume()
+                    return
+                self.full["free_mib"] = _mib(short[1])
+            except Exception:  # this task is what ends the pause: it must not die of a surprise
+                log.exception("checking the free disk space failed; trying again")
 
     def _emit(self, type: str, data: dict[str, Any]) -> None:
         if self.on_change is None:
