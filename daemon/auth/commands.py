@@ -20,6 +20,7 @@ from daemon.auth import accounts, passwords
 from daemon.auth.errors import AuthError
 from daemon.auth.roles import Role, parse_role
 from daemon.store.db import in_transaction, open_sync
+from daemon.system.permissions import private_dir
 
 
 
@@ -51,6 +52,7 @@ def add_parser(sub: argparse._SubParsersAction, common: Callable[[argparse.Argum
 
 
 def open_store(data: Path) -> sqlite3.Connection:
+    private_dir(data)  # the first `users add` often makes the data directory: 0700 from the start
     return open_sync(data / "shoebox.db")
 
 

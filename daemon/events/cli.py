@@ -54,6 +54,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
                                         list_deliveries, list_webhooks, update_webhook)
     from daemon.redaction import mask_url
     from daemon.store.db import Database
+    from daemon.system.permissions import private_dir
 
     if args.webhooks_command == "add":  # before the database is opened: a refused target changes nothing
         try:
@@ -68,6 +69,7 @@ async def _run(config: Config, args: argparse.Namespace) -> int:
         except OSError:
             pass  # does not resolve now; every delivery checks again
 
+    private_dir(config.data)  # may be the first command on a new data directory: 0700 from the start
     db = await Database.open(config.data / "shoebox.db", readers=1)
     try:
         action = args.webhooks_command

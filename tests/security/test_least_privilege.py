@@ -121,6 +121,10 @@ def mode(path: Path) -> int:
 
 
 async def test_database_secret_and_data_folder_are_for_the_service_user_only(library: Path, tmp_path: Path) -> None:
+    # the documented first step, `shoebox users add`, makes a new data directory private at once
+    fresh = tmp_path / "fresh"
+    await asyncio.to_thread(create_admin, library, fresh, "ann")
+    assert mode(fresh) == 0o700 and mode(fresh / "shoebox.db") == 0o600
     data = tmp_path / "data"
     data.mkdir(mode=0o755)
     os.chmod(data, 0o755)
