@@ -22,8 +22,8 @@ MIB = 1 << 20
 # Bytes per pixel the decoder allocates on top of Pillow's bitmap, at the full size.
 _DECODER_EXTRA = {
     "WEBP": 14,  # libwebp's animation decoder: current and previous canvas (RGBA) and more
-    "HEIF": 9,  # libheif: YCbCr planes (up to 16 bits) and the interleaved RGB output
-    "AVIF": 9,  # libavif: the same
+    "HEIF": 7,  # libheif: YCbCr planes (up to 16 bits) and the interleaved RGB output
+    "AVIF": 7,  # libavif: the same
     "JXL": 8,  # libjxl's output buffer and working planes (the plugin decodes in Image.open)
     "TIFF": 4,  # libtiff's RGBA path (JPEG/YCbCr TIFF, odd layouts) allocates a full RGBA raster
 }

@@ -94,7 +94,7 @@ class DecodeLimits:
 
     max_pixels: int = 200_000_000
     max_decoded_pixels: int = 120_000_000
-    max_decode_bytes: int = 512 * budget.MIB
+    max_decode_bytes: int = 768 * budget.MIB
     max_unverified_bytes: int = 64 * budget.MIB
     max_preview_bytes: int = 64 * 1024 * 1024
 
