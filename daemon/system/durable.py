@@ -57,6 +57,8 @@ TEMP_KINDS: tuple[TempKind, ...] = (
              re.compile(r"^\..+\.tmp(-journal|-wal|-shm)?$")),
     TempKind("data", "folders of video poster frames (`.poster-<random>`)",
              re.compile(r"^\.poster-[A-Za-z0-9_]+$"), folder=True),
+    TempKind("data", "folders of pinned links to library files being read (`pins/pin-<random>`, daemon.library.gate)",
+             re.compile(r"^pin-[a-z0-9_]{8}$"), folder=True),
     TempKind("library", "uploads and imports still being copied (`.shoebox-<kind>-<random>.part<.ext>`)",
              re.compile(r"^\.shoebox-[A-Za-z0-9_]+-[0-9a-f]{16}\.part(\.[^/]*)?$")),
 )

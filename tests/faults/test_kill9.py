@@ -49,6 +49,7 @@ def plant_one_of_each(data: Path, library: Path) -> list[Path]:
         data / f".places.db.{hexa[:12]}.tmp-journal",  # ... and its journal
         data / "imports" / f".01HX.json.{hexa[:12]}.tmp",  # an import report
         data / "thumbs" / f".poster-{hexa[:8]}" / f".clip.mov.{hexa[:12]}.jpg",  # a poster frame folder
+        data / "pins" / f"pin-{hexa[:8]}" / "IMG_0001.jpg",  # a pinned link's folder (the gate)
         library / "Uploads" / ".shoebox-incoming" / f".shoebox-upload-{hexa[:16]}.part.jpg",  # an upload
         library / "2024" / "05" / f".shoebox-import-{hexa[:16]}.part.heic",  # an import copy
     ]
@@ -57,9 +58,10 @@ def plant_one_of_each(data: Path, library: Path) -> list[Path]:
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(b"half written")
         os.utime(path, (past, past))
-    poster_folder = planted[4].parent
-    os.utime(poster_folder, (past, past))
-    named = [(p.parent if p.parent == poster_folder else p, "library" if library in p.parents else "data")
+    folders = {planted[4].parent, planted[5].parent}
+    for folder in folders:
+        os.utime(folder, (past, past))
+    named = [(p.parent if p.parent in folders else p, "library" if library in p.parents else "data")
              for p in planted]
     assert {temp_kind(p.name, where) for p, where in named} == set(TEMP_KINDS), "one of every registered kind"
     return planted

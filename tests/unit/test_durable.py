@@ -19,6 +19,9 @@ def test_every_writer_names_its_temporary_files_as_the_registry_knows_them(tmp_p
     # the folder a video's poster frame is cut into (daemon.library.render)
     with tempfile.TemporaryDirectory(prefix=".poster-", dir=tmp_path) as folder:
         assert temp_kind(Path(folder).name, "data") is not None
+    # the gate's pinned links (daemon.library.gate: tempfile.mkdtemp(prefix="pin-"))
+    folder = tempfile.mkdtemp(prefix="pin-", dir=tmp_path)
+    assert temp_kind(Path(folder).name, "data") is not None
     # uploads and imports in the library
     for tag in ("upload", "import"):
         assert temp_kind(temp_path(tmp_path, tag, ".JPG").name, "library") is not None
