@@ -257,7 +257,9 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None, retry_e
         full = await _wait_idle_or_full(app)
         status = await app.status()
         # jobs that wait for a library that went away during the run (the next run does them)
-        left = (await app.queue.waiting()).get("library", 0)
+        waits = await app.queue.waiting()
+        left = waits.pop("library", 0)
+        unreadable_now = sum(n for why, n in waits.items() if why != "storage")
         gone_reason = await app.db.scalar(
             "SELECT error FROM jobs WHERE wait_reason = 'library' ORDER BY updated_at DESC LIMIT 1") if left else None
     finally:
@@ -284,9 +286,15 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None, retry_e
             "elapsed_s": elapsed, "files": done, "counts": counts,
             "stages_s": times.totals if times else {}, "scan": report.__dict__, "workers": config.workers,
         }, indent=2, default=str))
+    if unreadable_now:
+        print(f"shoebox: {unreadable_now} files could not be read for now (see `shoebox status`); the next run "
+              "tries them again", file=sys.stderr)
     if left:
-        print(f"shoebox: the library went away during the run ({gone_reason}); {left} files wait for it and "
-              "are indexed by the next run (or by `shoebox serve`) once it is back", file=sys.stderr)
+        if report.status != "skipped":
+            print(f"shoebox: the library went away during the run ({gone_reason}); {left} files wait for it and "
+                  "are indexed by the next run (or by `shoebox serve`) once it is back", file=sys.stderr)
+        else:
+            print(f"shoebox: {left} files wait for the library to come back", file=sys.stderr)
         return 1
     return 1 if report.status == "skipped" else 0
 

@@ -126,7 +126,11 @@ class Scanner:
         reason = await self.volume.problem(media_found if only is None else None)
         if reason is not None:
             return await self._record_skip(started, reason)
-        report = await self.db.write(lambda conn: self._sync(conn, result, only, started))
+        try:
+            device = await self.pool.run(lambda: os.stat(root).st_dev)
+        except OSError as exc:  # gone between the guard and now
+            return await self._record_skip(started, await self.volume.problem() or f"library folder: {exc}")
+        report = await self.db.write(lambda conn: self._sync(conn, result, only, started, device))
         for rel, why in result.errors:
             report.unreadable.append((display_path(rel), why))
         if report.unreadable:
@@ -160,7 +164,7 @@ class Scanner:
         return ScanReport(status="skipped", reason=reason)
 
     def _sync(self, conn: sqlite3.Connection, result: WalkResult, only: list[bytes] | None,
-              started: str) -> ScanReport:
+              started: str, device: int) -> ScanReport:
         """Runs in the writer thread: one transaction for the whole comparison."""
         now = utcnow()
         report = ScanReport(seen=len(result.files), ignored=result.ignored)
@@ -239,7 +243,7 @@ class Scanner:
             " VALUES (?, ?, 'done', ?, ?, ?, ?, ?, ?)",
             (started, utcnow(), report.seen, report.added, report.changed, report.offline, report.online, report.ignored))
         if only is None:
-            remember(conn, os.fsencode(self.root), media_paths(result.files))
+            remember(conn, device, media_paths(result.files))
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.status', 'ok')")
         # the library passed the guard: jobs that waited for it to come back may run now
         report.resumed += resume_jobs(conn, "wait_reason = 'library'", ())

@@ -64,12 +64,13 @@ def read_known(conn: sqlite3.Connection) -> KnownVolume:
     return KnownVolume(files=files, device=device, entries=entries)
 
 
-def remember(conn: sqlite3.Connection, root: bytes, media: Iterable[bytes]) -> None:
-    """After a full scan passed the guard (runs in the writer): keep the volume's identity."""
+def remember(conn: sqlite3.Connection, device: int, media: Iterable[bytes]) -> None:
+    """After a full scan passed the guard (runs in the writer): keep the volume's identity.
+    `device` is stat'ed by the caller in a worker: the writer never touches the library."""
     counts: Counter[bytes] = Counter(_first_part(rel) for rel in media)
     names = [os.fsdecode(name) for name, _ in counts.most_common(MARKER_ENTRIES)]
     conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.device', ?)",
-                 (str(os.stat(root).st_dev),))
+                 (str(device),))
     if names:  # an empty library has nothing to mark; keep the last marker
         conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('library.entries', ?)", (json.dumps(names),))
 
