@@ -105,7 +105,7 @@ class App:
         # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from
         # the header in daemon.library.decode) instead of refusing 180-200 MP photos on its own.
         Image.MAX_IMAGE_PIXELS = cfg["index.max_pixels"]
-        self.db = await Database.open(self.db_path, readers=2, query_seconds=cfg["search.max_seconds"])
+        self.db = await Database.open(self.db_path, readers=3, query_seconds=cfg["search.max_seconds"])
         # Accounts and tokens: the signing secret is made here at first start (data/secret.key, 0600).
         self.auth = AuthService(self.db, self.data, AuthSettings.from_config(cfg.section("auth")))
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])

@@ -27,7 +27,7 @@ from daemon.api.errors import ApiError, bad_request, validated
 from daemon.api.keys import APP_KEY
 from daemon.api.photos import PhotoSummary
 from daemon.auth.roles import Scope
-from daemon.search import MAX_QUERY_CHARS, SearchError
+from daemon.search import MAX_QUERY_CHARS, SearchError, within_budget
 from daemon.search.compiler import Compiled, compile
 from daemon.search.parser import parse
 from daemon.search.suggest import suggest as complete
@@ -98,7 +98,8 @@ async def _read(request: web.Request, q: str, fn: Callable[[sqlite3.Connection, 
     assert app.db is not None
 
     def run(conn: sqlite3.Connection) -> T:
-        return fn(conn, compile(parse(q), conn=conn))
+        with within_budget(conn):  # as a search: past [search] max_seconds, 400 "query too expensive"
+            return fn(conn, compile(parse(q), conn=conn))
 
     try:
         return await app.db.read(run)

@@ -9,7 +9,7 @@ calling when photos, files, labels, faces or people change.
 """
 
 from daemon.search.compiler import ORDERS, Compiled, Viewer, compile
-from daemon.search.engine import FACETS, SearchPage, facet_counts, search
+from daemon.search.engine import FACETS, SearchPage, facet_counts, search, within_budget
 from daemon.search.errors import QueryTooExpensive, SearchError
 from daemon.search.filters import ALIASES, FILTERS
 from daemon.search.fts import rebuild_search_index, verify_search_index
@@ -19,5 +19,5 @@ from daemon.search.parser import MAX_QUERY_CHARS, Filter, Query, Term, Text, par
 __all__ = [
     "ALIASES", "Compiled", "FACETS", "FILTERS", "Filter", "MAX_QUERY_CHARS", "ORDERS", "Query", "QueryTooExpensive", "SearchError",
     "SearchPage", "Term", "Text", "Viewer", "compile", "facet_counts", "parse", "rebuild_search_index",
-    "register_functions", "search", "verify_search_index",
+    "register_functions", "search", "verify_search_index", "within_budget",
 ]

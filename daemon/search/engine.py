@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sqlite3
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
 from daemon.search.compiler import Compiled, Viewer, compile
 from daemon.search.cursor import Cursor, decode_cursor
@@ -59,11 +59,20 @@ def search(conn: sqlite3.Connection, q: str, *, order: str = "newest", limit: in
     the store from `[search] max_seconds`); past it SQLite is interrupted and QueryTooExpensive
     (a 400) says so. That bounds what one query can take from the reader (or the writer) it runs
     on, whatever the library's size and however the query is built."""
+    with within_budget(conn):
+        return _search(conn, q, order=order, limit=limit, cursor=cursor, facets=facets, viewer=viewer, now=now,
+                       count=count)
+
+
+@contextmanager
+def within_budget(conn: sqlite3.Connection) -> Iterator[None]:
+    """Run the block within the connection's `query_budget` (none on a connection without one);
+    past it SQLite is interrupted and QueryTooExpensive is raised. For any code that runs
+    compiled queries itself rather than through search()."""
     budget = getattr(conn, "query_budget", None)
     with deadline(conn, budget) if budget else nullcontext():
         try:
-            return _search(conn, q, order=order, limit=limit, cursor=cursor, facets=facets, viewer=viewer, now=now,
-                           count=count)
+            yield
         except sqlite3.OperationalError as exc:
             if "interrupted" in str(exc) and deadline_passed(conn):
                 raise QueryTooExpensive(

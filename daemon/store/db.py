@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import deque
 import re
 import sqlite3
 from contextlib import asynccontextmanager
@@ -161,7 +162,8 @@ class Database:
         self.query_seconds = query_seconds
         self._writer: aiosqlite.Connection | None = None
         self._readers: list[aiosqlite.Connection] = []
-        self._idle: asyncio.LifoQueue[aiosqlite.Connection] = asyncio.LifoQueue()
+        self._idle: list[aiosqlite.Connection] = []
+        self._waiting: deque[asyncio.Future[aiosqlite.Connection]] = deque()
         self._write_lock = asyncio.Lock()
 
     @classmethod
@@ -202,7 +204,7 @@ class Database:
             reader = await aiosqlite.connect(self.path, isolation_level=None, factory=StoreConnection)
             self._readers.append(reader)
             await self._run(reader, lambda c: (_configure(c, readonly=True), self._set_budget(c)))
-            self._idle.put_nowait(reader)
+            self._idle.append(reader)
 
     def _set_budget(self, conn: sqlite3.Connection) -> None:
         if isinstance(conn, StoreConnection):
@@ -245,7 +247,7 @@ class Database:
         """Run fn(conn) on an idle reader connection (a consistent snapshot for its duration);
         waits for one when all are busy. A read that fails leaves the reader as it found it."""
         assert self._readers, "database is closed"
-        reader = await self._idle.get()
+        reader = await self._acquire()
 
         def snapshot(conn: sqlite3.Connection) -> T:
             conn.execute("BEGIN")
@@ -261,7 +263,32 @@ class Database:
         try:
             return await self._run(reader, snapshot)
         finally:
-            self._idle.put_nowait(reader)
+            self._release(reader)
+
+    async def _acquire(self) -> aiosqlite.Connection:
+        """An idle reader, or the next one freed, first come first served: a freed reader is handed
+        to the longest waiter directly, so a client that keeps sending slow queries cannot keep
+        jumping the queue ahead of others (each waits at most for the reads queued before it)."""
+        if self._idle and not self._waiting:
+            return self._idle.pop()
+        waiter: asyncio.Future[aiosqlite.Connection] = asyncio.get_running_loop().create_future()
+        self._waiting.append(waiter)
+        try:
+            return await waiter
+        except asyncio.CancelledError:
+            if waiter.done() and not waiter.cancelled():
+                self._release(waiter.result())  # handed over just as the request was cancelled
+            else:
+                self._waiting.remove(waiter)
+            raise
+
+    def _release(self, reader: aiosqlite.Connection) -> None:
+        while self._waiting:
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_result(reader)
+                return
+        self._idle.append(reader)
 
     async def fetchall(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> list[sqlite3.Row]:
         return await self.read(lambda c: c.execute(sql, params).fetchall())
