@@ -193,21 +193,35 @@ def test_drive_gone_mid_index_while_serving_heals_when_it_returns(library: Path,
 # -- an empty folder in place of the library while serving ----------------------------------------------
 
 
-def test_empty_folder_in_place_of_the_library_marks_nothing_offline(library: Path, tmp_path: Path) -> None:
-    """The most common NAS failure: the share is not mounted, its empty mount point is. With the
-    watcher on and a rescan every second, for as long as it lasts."""
+@pytest.mark.parametrize("noticed_by", ["watcher", "rescans"])
+def test_empty_folder_in_place_of_the_library_marks_nothing_offline(library: Path, tmp_path: Path,
+                                                                    noticed_by: str) -> None:
+    """The most common NAS failure: the share is not mounted, its empty mount point is. Noticed by
+    the watcher alone (no rescans), or by a rescan every second alone (no watcher), for as long
+    as it lasts; nothing is marked offline and nothing is lost when the share is back."""
     make_photos(library, 20)
     data = tmp_path / "data"
-    daemon = Daemon(library, data, "--workers", "2", "--index-rescan-interval", "1")
+    flags = (["--index-rescan-interval", "0"] if noticed_by == "watcher"
+             else ["--index-watch", "false", "--index-rescan-interval", "1"])
+    daemon = Daemon(library, data, "--workers", "2", *flags)
     away = tmp_path / "share"
+    junk = library / "desktop.ini"
     try:
         wait_until(lambda: daemon.alive() and indexed(data) == 20, 120, what="the library to be indexed")
         before = last_scan_id(data)
         library.rename(away)
         library.mkdir()  # the empty mount point
-        # the watcher (the folder was replaced) and the periodic rescans both look, several times
-        wait_until(lambda: daemon.alive() and scans_since(data, before, "skipped") >= 3, 60,
-                   what="several scans of the empty folder")
+        if noticed_by == "watcher":
+            # the watcher sees the folder replaced and scans it; then something writes into the
+            # empty mount point (a desktop.ini, as Windows clients do): the watcher scans again
+            wait_until(lambda: daemon.alive() and scans_since(data, before, "skipped") >= 1, 60,
+                       what="the watcher to scan the replaced folder")
+            junk.write_text("[.ShellClassInfo]\n")
+            wait_until(lambda: daemon.alive() and scans_since(data, before, "skipped") >= 2, 60,
+                       what="the watcher to scan the empty folder again")
+        else:
+            wait_until(lambda: daemon.alive() and scans_since(data, before, "skipped") >= 3, 60,
+                       what="several rescans of the empty folder")
         assert scans_since(data, before, "done") == 0, "a scan took the empty folder for the library"
         reason = db_query(data, "SELECT reason FROM scans WHERE status = 'skipped' ORDER BY id DESC LIMIT 1")[0][0]
         assert "empty" in reason
@@ -215,12 +229,14 @@ def test_empty_folder_in_place_of_the_library_marks_nothing_offline(library: Pat
 
         # while the share is away, a phone keeps syncing onto the NAS
         make_photos(away, 5, start=20)
+        junk.unlink(missing_ok=True)
         library.rmdir()
         away.rename(library)  # the share is mounted again
         wait_until(lambda: daemon.alive() and indexed(data) == 25, 60, what="the share's photos, old and new")
         assert_nothing_lost(data, 25)
     finally:
         if away.exists():
+            junk.unlink(missing_ok=True)
             if library.exists():
                 library.rmdir()
             away.rename(library)
