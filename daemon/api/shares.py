@@ -405,7 +405,10 @@ async def _shared_photo(request: web.Request, token: str, session: str, uid: str
     app = _app(request)
     assert app.db is not None
     share = await _open(request, token, session)
-    photo_id = await app.db.read(lambda c: store.shared_photo_id(c, share, uid))
+    try:
+        photo_id = await app.db.read(lambda c: store.shared_photo_id(c, share, uid))
+    except SearchError as exc:  # the shared smart album's query cannot run (too expensive)
+        raise ApiError(400, "bad_query", exc.message, {"field": exc.key}) from None
     if photo_id is None:
         raise not_found(f"no photo {uid!r}")
     return share, photo_id
@@ -470,7 +473,11 @@ async def shared_thumbnail(request: web.Request, token: ShareToken, thumb_key: T
     share = await _open(request, token, s)
     if not store.guest_may_fetch(share, size):
         raise ApiError(403, "forbidden", f"this link does not allow downloads: sizes up to fit_1920 only, not {size}")
-    if not await app.db.read(lambda c: store.shares_thumb(c, share, thumb_key)):
+    try:
+        shown = await app.db.read(lambda c: store.shares_thumb(c, share, thumb_key))
+    except SearchError as exc:  # the shared smart album's query cannot run (too expensive)
+        raise ApiError(400, "bad_query", exc.message, {"field": exc.key}) from None
+    if not shown:
         raise not_found("no photo has this thumbnail key")
     return await send_thumbnail(request, thumb_key, size, {"Referrer-Policy": "no-referrer"})
 

@@ -25,7 +25,7 @@ from typing import Any
 
 from daemon.auth.tokens import new_uid, token_hash
 from daemon.library.thumbnails import ALL_SIZES
-from daemon.search import SearchPage, Viewer, compile, parse, search
+from daemon.search import SearchPage, Viewer, compile, parse, search, within_budget
 from daemon.timeutil import utcnow
 
 TOKEN_BYTES = 24  # secrets.token_urlsafe(24): 32 characters, 192 random bits
@@ -293,17 +293,19 @@ def _where(conn: sqlite3.Connection, share: Share) -> tuple[str, dict[str, Any]]
 
 def shared_photo_id(conn: sqlite3.Connection, share: Share, uid: str) -> int | None:
     """The photo's row id if the link shows it; None if it does not (or does not exist)."""
-    where, params = _where(conn, share)
-    params["share_uid"] = uid
-    row = conn.execute(f"SELECT p.id FROM photos AS p WHERE p.uid = :share_uid AND {where}", params).fetchone()
+    with within_budget(conn):  # a smart album's query: a search's time budget (QueryTooExpensive past it)
+        where, params = _where(conn, share)
+        params["share_uid"] = uid
+        row = conn.execute(f"SELECT p.id FROM photos AS p WHERE p.uid = :share_uid AND {where}", params).fetchone()
     return None if row is None else int(row[0])
 
 
 def shares_thumb(conn: sqlite3.Connection, share: Share, thumb_key: str) -> bool:
     """True if a photo the link shows has this thumbnail key."""
-    where, params = _where(conn, share)
-    params["share_key"] = thumb_key
-    row = conn.execute(
-        "SELECT 1 FROM photos AS p WHERE p.id IN (SELECT f.photo_id FROM files AS f WHERE f.sha1 = :share_key)"
-        f" AND p.thumb_key = :share_key AND {where} LIMIT 1", params).fetchone()
+    with within_budget(conn):
+        where, params = _where(conn, share)
+        params["share_key"] = thumb_key
+        row = conn.execute(
+            "SELECT 1 FROM photos AS p WHERE p.id IN (SELECT f.photo_id FROM files AS f WHERE f.sha1 = :share_key)"
+            f" AND p.thumb_key = :share_key AND {where} LIMIT 1", params).fetchone()
     return row is not None

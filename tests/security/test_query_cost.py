@@ -119,6 +119,14 @@ async def test_smart_album_chains_and_fan_outs_are_refused_with_the_reason(index
         assert listing.status == 200, await listing.text()
         counts = {a["title"]: a["photo_count"] for a in await listing.json()}
         assert counts["outer"] is None and counts["leaf"] == 5 and counts["c3"] == 5
+        # shared, such an album answers its guests 400 with the reason on every route, never 500
+        outer = next(a["id"] for a in await listing.json() if a["title"] == "outer")
+        token = (await (await client.post("/api/v1/shares", json={"album": outer}, headers=h)).json())["token"]
+        photo = (await (await client.get(PHOTOS, headers=h)).json())["photos"][0]
+        for path in (f"/api/v1/s/{token}", f"/api/v1/s/{token}/photos/{photo['id']}",
+                     f"/api/v1/s/{token}/t/{photo['thumb_key']}/tile_224"):
+            r = await client.get(path)
+            assert r.status == 400 and "query too expensive" in (await r.json())["message"], path
 
         # too many alternatives or prefix words: refused before any SQL runs
         for q, why in (("|".join(string.ascii_lowercase[i % 26] for i in range(500)), "too many alternatives"),
