@@ -110,6 +110,9 @@ def discovery_messages(topics: Topics, instance: str, version: str, *, device_na
                value_template="{{ value_json.last_indexed or None }}"),
         entity("binary_sensor", "indexing", "Indexing", state_topic=topics.state, device_class="running",
                value_template="{{ 'ON' if value_json.indexing else 'OFF' }}", payload_on="ON", payload_off="OFF"),
+        entity("binary_sensor", "disk_full", "Disk full", state_topic=topics.state, device_class="problem",
+               value_template="{{ 'ON' if value_json.storage == 'full' else 'OFF' }}", payload_on="ON",
+               payload_off="OFF"),
         entity("event", "new_photo", "New photo", state_topic=topics.event(PHOTO_ADDED), event_types=["added"],
                icon="mdi:image-plus",
                value_template=('{"event_type": "added", "event_id": {{ value_json.id | to_json }},'

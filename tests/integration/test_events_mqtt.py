@@ -69,7 +69,7 @@ def test_home_assistant_discovery_state_events_commands_and_last_will(
         # The state document follows within a few seconds, and the latest photo as JPEG bytes.
         state = ha.wait_for(lambda m: m.topic == f"{root}/state" and m.json()["photos"] == 1, 30, "state")[-1].json()
         assert state["videos"] == 0 and state["queue"] == 0 and state["last_indexed"].endswith("Z")
-        assert state["people"] == 0 and state["indexing"] in (True, False)
+        assert state["people"] == 0 and state["indexing"] in (True, False) and state["storage"] == "ok"
         image = ha.wait_for(lambda m: m.topic == f"{root}/latest/image", 30, "the latest photo")[-1]
         with sqlite3.connect(tmp_path / "data" / "shoebox.db") as conn:
             key = conn.execute("SELECT thumb_key FROM photos").fetchone()[0]
@@ -78,12 +78,12 @@ def test_home_assistant_discovery_state_events_commands_and_last_will(
 
         # A late subscriber (Home Assistant starting after Shoebox) gets discovery as retained messages.
         late = Listener(broker.port, ["homeassistant/#", f"{root}/availability", f"{root}/state"])
-        configs = late.wait_for(lambda m: m.topic.startswith("homeassistant/"), 10, "retained discovery", count=10)
+        configs = late.wait_for(lambda m: m.topic.startswith("homeassistant/"), 10, "retained discovery", count=11)
         assert all(m.retain for m in configs), "discovery must be retained"
         docs = {m.topic: m.json() for m in configs}
         assert {t.split("/")[1] for t in docs} == COMPONENTS
         unique = [d["unique_id"] for d in docs.values()]
-        assert len(unique) == len(set(unique)) == 10
+        assert len(unique) == len(set(unique)) == 11
         for topic, d in docs.items():
             assert topic == f"homeassistant/{topic.split('/')[1]}/shoebox_{instance}/{topic.split('/')[3]}/config"
             assert d["device"]["identifiers"] == [f"shoebox_{instance}"] and d["device"]["manufacturer"] == "Shoebox"
@@ -91,6 +91,7 @@ def test_home_assistant_discovery_state_events_commands_and_last_will(
         by_id = {d["unique_id"].removeprefix(f"shoebox_{instance}_"): d for d in docs.values()}
         assert by_id["last_indexed"]["device_class"] == "timestamp"
         assert by_id["indexing"]["device_class"] == "running"
+        assert by_id["disk_full"]["device_class"] == "problem" and "storage" in by_id["disk_full"]["value_template"]
         assert by_id["new_photo"]["state_topic"] == f"{root}/events/photo.added"
         assert by_id["new_photo"]["event_types"] == ["added"]
         assert by_id["person_recognized"]["state_topic"] == f"{root}/events/person.recognized"
