@@ -50,6 +50,16 @@ def full_decode_bytes(fmt: str, mode: str, width: int, height: int) -> int:
     return width * height * per_pixel
 
 
+def jpeg_decode_bytes(layout: JpegLayout | None, out_width: int, out_height: int) -> int:
+    """Peak memory of libjpeg decoding into an out_width x out_height draft: the draft bitmap
+    (4 bytes a pixel, as Pillow stores RGB and CMYK), plus, for a file in several scans, the
+    coefficient buffer of the FULL image."""
+    total = out_width * out_height * 4
+    if layout is not None and layout.buffers_whole_image:
+        total += layout.coefficient_bytes()
+    return total
+
+
 @dataclass(frozen=True)
 class Verdict:
     """Why a decode is refused; None from `check_jpeg` means it may go ahead."""

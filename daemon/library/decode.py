@@ -35,7 +35,7 @@ from PIL import Image, ImageCms, UnidentifiedImageError
 from daemon.library import budget
 from daemon.library.exif import exif_of
 from daemon.library.formats import Kind, kind_of
-from daemon.library.headers import is_jxl, read_jpeg_layout, read_jxl_size
+from daemon.library.headers import JpegLayout, is_jxl, read_jpeg_layout, read_jxl_size
 
 log = logging.getLogger(__name__)
 
@@ -223,12 +223,12 @@ def _check_jxl(path: Path, limits: DecodeLimits) -> None:
     _check_full_decode("JXL", "RGBA", *size, limits)
 
 
-def _check_jpeg(im: Image.Image, limits: DecodeLimits) -> None:
+def _check_jpeg(im: Image.Image, limits: DecodeLimits) -> JpegLayout | None:
     """Before libjpeg allocates anything: the data must be long enough for the size the header
     claims, and a multi-scan file's full-size coefficient buffer must fit the budget."""
     fp = im.fp
     if fp is None:
-        return
+        return None
     pos = fp.tell()
     try:
         layout = read_jpeg_layout(fp)
@@ -236,11 +236,22 @@ def _check_jpeg(im: Image.Image, limits: DecodeLimits) -> None:
     finally:
         fp.seek(pos)
     if layout is None:
-        return  # Pillow parsed what we could not: libjpeg will judge it
+        return None  # Pillow parsed what we could not: libjpeg will judge it
     verdict = budget.check_jpeg(layout, end - layout.data_offset, max_bytes=limits.max_decode_bytes,
                                 max_unverified_bytes=limits.max_unverified_bytes)
     if verdict is not None:
         raise DecodeError(verdict.reason)
+    return layout
+
+
+def _check_draft(im: Image.Image, layout: JpegLayout | None, limits: DecodeLimits) -> None:
+    """The JPEG's price at the draft scale libjpeg agreed to: its bitmap plus, for a multi-scan
+    file, the full-size coefficient buffer (a large view of a 200 MP photo is decoded at 1/2)."""
+    w, h = im.size
+    need = budget.jpeg_decode_bytes(layout, w, h)
+    if need > limits.max_decode_bytes:
+        raise DecodeError(f"image too large to decode: a {w}x{h} JPEG draft needs {need // budget.MIB} MiB "
+                          f"> limit {limits.max_decode_bytes // budget.MIB} MiB")
 
 
 def _decode_open(
@@ -250,8 +261,7 @@ def _decode_open(
     w, h = im.size
     _check_size(w, h, limits)
     is_jpeg = fmt in ("JPEG", "MPO")  # MPO: a JPEG with more pictures after the first
-    if is_jpeg:
-        _check_jpeg(im, limits)
+    layout = _check_jpeg(im, limits) if is_jpeg else None
     if orientation is None:
         orientation = _exif_orientation(im)
     if orientation not in _TRANSPOSE:
@@ -265,7 +275,9 @@ def _decode_open(
     if getattr(im, "n_frames", 1) > 1:
         im.seek(0)  # animated GIF/WebP, multi-page TIFF: the first frame stands for the file
     im.draft("RGB", req)  # JPEG: libjpeg DCT scaling; HEIF: an embedded thumbnail if big enough
-    if not is_jpeg:
+    if is_jpeg:
+        _check_draft(im, layout, limits)
+    else:
         _check_full_decode(fmt, im.mode, *im.size, limits)  # after draft: the size really decoded
     icc = im.info.get("icc_profile")
     im.load()
