@@ -99,6 +99,7 @@ class KnownHosts:
         self._addresses: set[str] = set()
         self._addresses_at = float("-inf")
         self._ok: set[str] = set()  # Host header values already found to be ours
+        self.origins: dict[tuple[str, str | None], bool] = {}  # (Origin, Host) → same origin?
 
     @classmethod
     def from_config(cls, cfg: Config) -> "KnownHosts":
@@ -111,7 +112,8 @@ class KnownHosts:
 
     def allows(self, host: str | None, local_address: Any = None) -> bool:
         """Is `host` (a Host header's value; None when the request had none) one of ours?
-        `local_address` is the address the client connected to (the socket's own name)."""
+        `local_address` is the address the client connected to (the socket's own name), or a
+        function that gives it (looked up only when the Host is an address not seen before)."""
         if host is None or self.any_host or host in self._ok:
             return True  # no Host: not a browser (every browser sends one)
         name, _ = split_host(host)
@@ -128,6 +130,8 @@ class KnownHosts:
             return False
         if ip.is_loopback:
             return True
+        if callable(local_address):
+            local_address = local_address()
         local = local_address[0] if isinstance(local_address, (tuple, list)) and local_address else local_address
         if local is not None and _ip(str(local)) == ip:
             return True
@@ -145,7 +149,19 @@ class KnownHosts:
 
 
 def same_origin(origin: str, host: str | None, hosts: KnownHosts) -> bool:
-    """Does the browser's `Origin` name this server (the Host it asked, or a configured name)?"""
+    """Does the browser's `Origin` name this server (the Host it asked, or a configured name)?
+    Remembered per (Origin, Host): a page sends the same pair on every request."""
+    key = (origin, host)
+    known = hosts.origins.get(key)
+    if known is None:
+        known = _same_origin(origin, host, hosts)
+        if len(hosts.origins) >= MAX_REMEMBERED:
+            hosts.origins.clear()
+        hosts.origins[key] = known
+    return known
+
+
+def _same_origin(origin: str, host: str | None, hosts: KnownHosts) -> bool:
     try:
         url = URL(origin)
     except ValueError:
@@ -181,17 +197,17 @@ def made_by_a_program(request: web.Request) -> bool:
     allowed by CORS, which is none) can add. No Content-Type at all means no form body either.
     A route that only a Bearer token opens is left to the access check: without the header it
     answers 401 anyway, and with it the request was made by a program."""
-    match = request.match_info
-    if match.http_exception is None:
-        policy = policy_of(match.handler)
-        if policy.scope is not None and not policy.url_token:
-            return True
     content_type = request.headers.get("Content-Type")
     if content_type is None:
         return True
     mime = content_type.split(";", 1)[0].strip().lower()
     if mime == "application/json" or (mime.startswith("application/") and mime.endswith("+json")):
         return True
+    match = request.match_info
+    if match.http_exception is None:
+        policy = policy_of(match.handler)
+        if policy.scope is not None and not policy.url_token:
+            return True
     return "Authorization" in request.headers or PROGRAM_HEADER in request.headers
 
 
@@ -201,7 +217,7 @@ def guard(hosts: KnownHosts) -> Any:
     @web.middleware
     async def web_origin(request: web.Request, handler):  # type: ignore[no-untyped-def]
         host = request.headers.get("Host")
-        if not hosts.allows(host, request.transport.get_extra_info("sockname") if request.transport else None):
+        if not hosts.allows(host, lambda: request.transport.get_extra_info("sockname") if request.transport else None):
             assert host is not None
             return error_response(421, "unknown_host", hosts.refusal(host))
         if request.path.startswith("/api/"):

@@ -12,6 +12,9 @@
    <img> tag) against the thumbnail port and against the API port (aiohttp, every middleware).
    The two versions take turns, in alternating order each round, and the median of the rounds
    is compared. Target: this checkout >= 0.95 x the previous main (the limits cost < 5 %).
+   Requests/s on a shared, busy machine swing by 2x between runs of the same build, so the
+   daemon's own CPU time per answered request (user + system, from /proc, over each wrk run)
+   is reported beside it: it depends far less on what else the machine does.
 2. Search latency on the 100,000-photo store of tests/bench/bench_search.py (cached in .bench/),
    served by this checkout, with the thumbnail files of part 1 copied in: median and p95 of a
    few typical searches through the API, first on an idle daemon, then while another client
@@ -24,6 +27,8 @@ Prints figures; asserts nothing (figures from a shared machine are not verdicts)
 from __future__ import annotations
 
 import argparse
+
+import psutil
 import os
 import shutil
 import socket
@@ -149,6 +154,7 @@ def bench_throughput(root: Path, *, duration: float, rounds: int, connections: i
     for path in sorted((SAMPLES / "exif-samples" / "jpg").rglob("*.jpg")):
         copy_sample(SAMPLES, str(path.relative_to(SAMPLES)), library / path.parent.name)
     rps: dict[tuple[str, str], list[float]] = {}
+    cpu_us: dict[tuple[str, str], list[float]] = {}
     errors: dict[tuple[str, str], int] = {}
     with previous_main(root, previous) as prev:
         versions = {"previous main": prev, "this checkout": REPO}
@@ -171,11 +177,18 @@ def bench_throughput(root: Path, *, duration: float, rounds: int, connections: i
                         server = servers[name]
                         base = server.thumbs_base if port_name == "thumbnail port" else server.base
                         run_wrk("warm-up", base, scripts[name], duration=1, connections=connections, threads=1)
+                        assert server.proc is not None
+                        proc = psutil.Process(server.proc.pid)
+                        before = proc.cpu_times()
                         result = run_wrk(name, base, scripts[name], duration=duration, connections=connections,
                                          threads=1)
+                        after = proc.cpu_times()
+                        used = (after.user - before.user) + (after.system - before.system)
+                        answered = max(1.0, result.requests_per_s * duration)
                         rps.setdefault((port_name, name), []).append(result.requests_per_s)
+                        cpu_us.setdefault((port_name, name), []).append(used / answered * 1e6)
                         errors[(port_name, name)] = errors.get((port_name, name), 0) + result.errors
-    return {"rps": rps, "errors": errors, "thumbs": len(cached_thumbs(datas["this checkout"]))}
+    return {"rps": rps, "cpu_us": cpu_us, "errors": errors, "thumbs": len(cached_thumbs(datas["this checkout"]))}
 
 
 # -- 2. search latency while a client pipelines thumbnail requests -----------------------------------
@@ -303,17 +316,23 @@ def main() -> None:
                                  previous=args.previous)
             print(f"\nRequests/s, {t['thumbs']} thumbnails cycled, wrk -t1 -c{args.connections} -d{args.duration:g}s, "
                   f"{args.rounds} round(s) each, median; previous main = {args.previous}")
-            table = Table(["port", "previous main", "this checkout", "ratio", "target", "errors (prev/this)"])
+            table = Table(["port", "req/s previous", "req/s this", "ratio", "target", "CPU us/req previous",
+                           "CPU us/req this", "CPU ratio (previous/this)", "errors"])
             rps: dict[tuple[str, str], list[float]] = t["rps"]  # type: ignore[assignment]
+            cpu: dict[tuple[str, str], list[float]] = t["cpu_us"]  # type: ignore[assignment]
             errors: dict[tuple[str, str], int] = t["errors"]  # type: ignore[assignment]
             for port_name in ("thumbnail port", "API port"):
                 old = statistics.median(rps[(port_name, "previous main")])
                 new = statistics.median(rps[(port_name, "this checkout")])
+                old_cpu = statistics.median(cpu[(port_name, "previous main")])
+                new_cpu = statistics.median(cpu[(port_name, "this checkout")])
                 table.add(port_name, fmt(old, 0), fmt(new, 0), fmt(new / old, 3), f">= {TARGET_RATIO}",
+                          fmt(old_cpu, 1), fmt(new_cpu, 1), fmt(old_cpu / new_cpu, 3),
                           f"{errors[(port_name, 'previous main')]}/{errors[(port_name, 'this checkout')]}")
             print(table.render())
             for (port_name, name), values in sorted(rps.items()):
-                print(f"  {port_name}, {name}: " + ", ".join(fmt(v, 0) for v in values))
+                print(f"  {port_name}, {name}: req/s " + ", ".join(fmt(v, 0) for v in values)
+                      + "; CPU us/req " + ", ".join(fmt(v, 1) for v in cpu[(port_name, name)]))
         if not args.skip_store:
             s = bench_search_under_pipelining(root, pipelined=args.pipelined, requests=args.requests)
             rate = s["answered"] / s["seconds"] if s["seconds"] else None  # type: ignore[operator]
