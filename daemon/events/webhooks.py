@@ -331,6 +331,7 @@ class WebhookManager:
         self.rng = rng or random.SystemRandom()
         self.slots = asyncio.Semaphore(max(1, settings.concurrency))
         self.targets = settings.targets
+        self._resolver: GuardedResolver | None = None
         self.session: aiohttp.ClientSession | None = None
         self.transports: dict[int, WebhookTransport] = {}
         self._task: asyncio.Task[None] | None = None
@@ -377,9 +378,10 @@ class WebhookManager:
             return False, None, None, CONNECTION_FAILED
 
     async def start(self) -> None:
+        self._resolver = GuardedResolver(self.targets)
         self.session = aiohttp.ClientSession(
             timeout=aiohttp.ClientTimeout(total=self.settings.timeout),
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(self.targets)))
+            connector=aiohttp.TCPConnector(resolver=self._resolver))
         await self.sync()
         self._task = asyncio.create_task(self._reload_forever(), name="webhooks-reload")
 
@@ -420,6 +422,9 @@ class WebhookManager:
         if self.session is not None:
             await self.session.close()
             self.session = None
+        if self._resolver is not None:  # a resolver handed to the connector is not closed by it
+            await self._resolver.close()
+            self._resolver = None
 
 
 def _is_literal(host: str) -> bool:
