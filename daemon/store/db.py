@@ -215,9 +215,14 @@ class Database:
         return await conn._execute(fn, conn._conn)  # the whole function in the connection's thread
 
     async def close(self, *, checkpoint: bool = True) -> None:
+        while self._waiting:  # reads still waiting for a reader will not get one
+            waiter = self._waiting.popleft()
+            if not waiter.done():
+                waiter.set_exception(StoreError("the database was closed"))
         for conn in self._readers:
             await conn.close()
         self._readers.clear()
+        self._idle.clear()
         if self._writer is not None:
             # Fold the WAL back into the main file so a copy of the .db alone is a full backup.
             if checkpoint:
