@@ -12,6 +12,9 @@ live as long as the pool (ExifTool is one per worker thread and used only by it)
 thread that waits for the helper to finish (ffmpeg, ffprobe). A helper is therefore never
 outlived by its thread while it is still wanted; if a thread did end early, its helper would be
 killed, which is the safe direction. Do not start a long-lived helper from a short-lived thread.
+(At a clean stop the pool's threads end after their last job and before the pool closes its
+resources, so the signal ends the idle ExifTools a moment before close() would: harmless for a
+helper that only reads.)
 """
 
 from __future__ import annotations
