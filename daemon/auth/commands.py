@@ -86,9 +86,8 @@ def run(data: Path, args: argparse.Namespace) -> int:
                 print(json.dumps(users, indent=2))
             elif not users:
                 print("no accounts yet: create the first with `shoebox users add NAME --role admin`")
-            for u in users if not args.json else []:
-                locked = f"  locked until {u['locked_until']}" if u["locked_until"] else ""
-                print(f"{u['name']:<24} {u['role']:<7} since {u['created_at']}{locked}")
+            for u in users if not args.json else []:  # (no lock to show: failed logins back off, see limiter)
+                print(f"{u['name']:<24} {u['role']:<7} since {u['created_at']}")
             return 0
         if action in ("add", "passwd"):
             if action == "passwd" and accounts.get_user(conn, args.name) is None:
