@@ -131,7 +131,9 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description Counts, queue, errors, offline files, the last scan and whether indexing runs.
+        /** @description Counts, queue, the last scan and whether indexing runs. Admins also get the library's path,
+         *     the files in error and offline, event transports, models and disks; other users only counts
+         *     and progress (no paths, nothing about other parties).
          *
          *     Needs the `read` scope. */
         get: {
@@ -202,7 +204,9 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        /** @description Counts, queue, errors, offline files, the last scan and whether indexing runs.
+        /** @description Counts, queue, the last scan and whether indexing runs. Admins also get the library's path,
+         *     the files in error and offline, event transports, models and disks; other users only counts
+         *     and progress (no paths, nothing about other parties).
          *
          *     Needs the `read` scope. */
         head: {
@@ -1098,6 +1102,92 @@ export interface paths {
                 };
             };
         };
+        patch?: never;
+        trace?: never;
+    };
+    "/api/v1/auth/password": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** @description Change your own password. Every session of yours ends, this one too (log in again), and
+         *     so do your app tokens unless `keep_tokens` is true.
+         *
+         *     Needs the `read` scope. */
+        post: {
+            parameters: {
+                query?: never;
+                header?: never;
+                path?: never;
+                cookie?: never;
+            };
+            requestBody?: {
+                content: {
+                    "application/json": components["schemas"]["PasswordBody"];
+                };
+            };
+            responses: {
+                /** @description changed; log in with the new password */
+                204: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content?: never;
+                };
+                /** @description bad request: malformed JSON, an unknown value, a bad cursor */
+                400: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description no valid credentials (missing, expired, tampered or revoked token) */
+                401: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description the credentials lack the permission this needs */
+                403: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description the request body is too large */
+                413: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+                /** @description a parameter or body field failed validation; `details` names each field */
+                422: {
+                    headers: {
+                        [name: string]: unknown;
+                    };
+                    content: {
+                        "application/json": components["schemas"]["ErrorBody"];
+                    };
+                };
+            };
+        };
+        delete?: never;
+        options?: never;
+        head?: never;
         patch?: never;
         trace?: never;
     };
@@ -4601,7 +4691,8 @@ export interface paths {
             path?: never;
             cookie?: never;
         };
-        /** @description A thumbnail of a photo the link shows (made now if missing). */
+        /** @description A thumbnail of a photo the link shows (made now if missing). Without downloads, no size
+         *     larger than fit_1920 (the largest display thumbnail): fit_2560 and fit_3840 answer 403. */
         get: {
             parameters: {
                 query?: {
@@ -4620,6 +4711,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
+                /** @description the thumbnail */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -4670,7 +4762,8 @@ export interface paths {
         post?: never;
         delete?: never;
         options?: never;
-        /** @description A thumbnail of a photo the link shows (made now if missing). */
+        /** @description A thumbnail of a photo the link shows (made now if missing). Without downloads, no size
+         *     larger than fit_1920 (the largest display thumbnail): fit_2560 and fit_3840 answer 403. */
         head: {
             parameters: {
                 query?: {
@@ -4689,6 +4782,7 @@ export interface paths {
             };
             requestBody?: never;
             responses: {
+                /** @description the thumbnail */
                 200: {
                     headers: {
                         [name: string]: unknown;
@@ -5315,7 +5409,8 @@ export interface paths {
                 };
             };
         };
-        /** @description Change the URL, event types or secret, or turn the subscription off or on again.
+        /** @description Change the URL, event types or secret, or turn the subscription off or on again. A new URL
+         *     is checked like a new subscription's.
          *
          *     Needs the `admin` scope. */
         patch: {
@@ -10322,8 +10417,8 @@ export interface paths {
             cookie?: never;
         };
         /** @description Geotagged photos in a viewport, grouped on a grid that gets finer with the zoom; a
-         *     cluster of one is a single photo. Works for a million photos: the work is one indexed pass
-         *     over the viewport.
+         *     cluster of one is a single photo. Below zoom 9 the answer may be up to 30 s behind the
+         *     library (the world's clusters per zoom are computed once and shared).
          *
          *     Needs the `read` scope. */
         get: {
@@ -10403,8 +10498,8 @@ export interface paths {
         delete?: never;
         options?: never;
         /** @description Geotagged photos in a viewport, grouped on a grid that gets finer with the zoom; a
-         *     cluster of one is a single photo. Works for a million photos: the work is one indexed pass
-         *     over the viewport.
+         *     cluster of one is a single photo. Below zoom 9 the answer may be up to 30 s behind the
+         *     library (the world's clusters per zoom are computed once and shared).
          *
          *     Needs the `read` scope. */
         head: {
@@ -11079,7 +11174,7 @@ export interface components {
             scopes: ("read" | "write" | "admin" | "thumbnails")[];
             /**
              * Expires In Days
-             * @description none: until revoked
+             * @description left out: [auth] app_token_days (365 unless set)
              */
             expires_in_days?: number | null;
         };
@@ -11117,6 +11212,19 @@ export interface components {
             expires_at?: string | null;
             /** Last Used At */
             last_used_at?: string | null;
+        };
+        /** PasswordBody */
+        PasswordBody: {
+            /** Current Password */
+            current_password: string;
+            /** New Password */
+            new_password: string;
+            /**
+             * Keep Tokens
+             * @description keep your app tokens working (default: revoke them)
+             * @default false
+             */
+            keep_tokens: boolean;
         };
         /** SetupState */
         SetupState: {
@@ -11740,7 +11848,10 @@ export interface components {
         WebhookOut: {
             /** Id */
             id: number;
-            /** Url */
+            /**
+             * Url
+             * @description the URL with credentials in it masked as ***
+             */
             url: string;
             /** Events */
             events: string[];
@@ -11795,7 +11906,10 @@ export interface components {
         WebhookCreated: {
             /** Id */
             id: number;
-            /** Url */
+            /**
+             * Url
+             * @description the URL with credentials in it masked as ***
+             */
             url: string;
             /** Events */
             events: string[];
@@ -11889,8 +12003,11 @@ export interface components {
             favorite: boolean;
             /** Private */
             private: boolean;
-            /** Photo Count */
-            photo_count: number;
+            /**
+             * Photo Count
+             * @description null: a smart album that could not be counted within the search time budget ([search] max_seconds)
+             */
+            photo_count: number | null;
             /**
              * Cover
              * @description the chosen cover, else the first photo (a photo summary, as in `photos`)
@@ -11902,6 +12019,11 @@ export interface components {
             created_at: string;
             /** Updated At */
             updated_at: string;
+            /**
+             * Owner
+             * @description the user who made it (may change it, as admins may); null: admins only
+             */
+            owner?: string | null;
         };
         /**
          * NewAlbum
@@ -11950,8 +12072,11 @@ export interface components {
             favorite: boolean;
             /** Private */
             private: boolean;
-            /** Photo Count */
-            photo_count: number;
+            /**
+             * Photo Count
+             * @description null: a smart album that could not be counted within the search time budget ([search] max_seconds)
+             */
+            photo_count: number | null;
             /**
              * Cover
              * @description the chosen cover, else the first photo (a photo summary, as in `photos`)
@@ -11963,6 +12088,11 @@ export interface components {
             created_at: string;
             /** Updated At */
             updated_at: string;
+            /**
+             * Owner
+             * @description the user who made it (may change it, as admins may); null: admins only
+             */
+            owner?: string | null;
             /** Photos */
             photos: components["schemas"]["PhotoSummary"][];
             /**

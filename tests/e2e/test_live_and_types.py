@@ -1,0 +1,60 @@
+"""New photos appear in an open timeline without a reload (the live socket), and the app's
+generated API types match the daemon's OpenAPI document."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import uuid
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.e2e.conftest import REPO, login, new_page, tiles_shown
+from tests.integration.api_support import PASSWORD, Daemon, http_json
+from tests.waiting import wait_until
+
+pytestmark = pytest.mark.slow
+
+
+def upload(daemon: Daemon, token: str, path: Path) -> tuple[int, Any]:
+    boundary = uuid.uuid4().hex
+    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
+            "Content-Type: image/jpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    req = urllib.request.Request(f"{daemon.base}/api/v1/uploads", data=body, method="POST", headers={
+        "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"})
+    with urllib.request.urlopen(req, timeout=60) as resp:
+        return resp.status, json.loads(resp.read())
+
+
+def test_an_uploaded_photo_appears_in_the_open_timeline_without_a_reload(browser: Any, fresh_daemon: Daemon,
+                                                                          samples: Path) -> None:
+    status, _ = http_json("POST", f"{fresh_daemon.base}/api/v1/setup", {"username": "admin", "password": PASSWORD})
+    assert status in (200, 201)
+    ctx, page, problems = new_page(browser, fresh_daemon)
+    login(page)
+    page.get_by_text("No photos yet").wait_for()
+    navigations: list[str] = []
+    page.on("framenavigated", lambda f: navigations.append(f.url) if f == page.main_frame else None)
+    token = fresh_daemon.login()["access_token"]
+    status, answer = upload(fresh_daemon, token, samples / "exif-samples/jpg/Canon_40D.jpg")
+    assert status in (200, 201, 202), answer
+    wait_until(lambda: tiles_shown(page) == 1, timeout=30, what="the new photo in the timeline")
+    assert page.locator("h2.month").first.inner_text() == "May 2008"
+    assert navigations == [], "no reload"
+    assert not problems, problems
+    ctx.close()
+
+
+def test_generated_api_types_match_the_daemons_openapi(sample_daemon: Daemon, tmp_path: Path) -> None:
+    token = sample_daemon.login()["access_token"]
+    status, doc = http_json("GET", f"{sample_daemon.base}/api/v1/openapi.json", token=token)
+    assert status == 200
+    (tmp_path / "openapi.json").write_text(json.dumps(doc))
+    out = tmp_path / "schema.d.ts"
+    subprocess.run(["node", "scripts/api-types.mjs", "--from", str(tmp_path / "openapi.json"), "--out", str(out)],
+                   cwd=REPO / "web", check=True, capture_output=True, timeout=120)
+    committed = (REPO / "web" / "src" / "api" / "schema.d.ts").read_text()
+    assert out.read_text() == committed, "web/src/api/schema.d.ts is stale: run `npm run api:types` in web/"
