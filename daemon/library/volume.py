@@ -40,6 +40,7 @@ class KnownVolume:
     files: int  # media files known, offline or not
     device: int | None  # st_dev of the library folder
     entries: tuple[bytes, ...]  # top-level names that held media files
+    sample: tuple[bytes, ...] = ()  # a few known files (the oldest and newest rows)
 
 
 def _first_part(rel: bytes) -> bytes:
@@ -61,7 +62,9 @@ def read_known(conn: sqlite3.Connection) -> KnownVolume:
         entries = tuple(name for name, _ in counts.most_common(MARKER_ENTRIES))
     else:
         entries = ()
-    return KnownVolume(files=files, device=device, entries=entries)
+    sample = tuple(bytes(r[0]) for order in ("", " DESC") for r in conn.execute(
+        f"SELECT path FROM files WHERE kind != 'sidecar' ORDER BY id{order} LIMIT 10"))
+    return KnownVolume(files=files, device=device, entries=entries, sample=sample)
 
 
 def remember(conn: sqlite3.Connection, device: int, media: Iterable[bytes]) -> None:
@@ -104,13 +107,15 @@ def judge(root: bytes, known: KnownVolume, media_found: int | None = None) -> st
         return empty
     try:
         marked = not known.entries or any(os.path.lexists(os.path.join(root, name)) for name in known.entries)
-        if marked:
-            return None
-        if known.device is not None and st.st_dev != known.device:
-            return (f"library folder {shown} is on a different volume than last time and none of the known "
-                    "folders are on it (another drive mounted there?); nothing was marked offline")
-        if media_found is None and not _has_visible_entries(root):
+        if not marked and media_found is None and not _has_visible_entries(root):
             return empty
+        if known.device is not None and st.st_dev != known.device:
+            # another device: ours after a reboot or a remount only if what we knew is on it
+            if not marked or (known.sample and not any(os.path.lexists(os.path.join(root, rel))
+                                                       for rel in known.sample)):
+                return (f"library folder {shown} is on a different volume than last time and none of the known "
+                        "files are on it (another drive mounted there?); nothing was marked offline")
+            return None
     except OSError as exc:
         return f"library folder {shown} cannot be read: {exc.strerror or exc} (a dropped share?)"
     return None  # the same volume, reorganised: its top-level folders were renamed

@@ -357,3 +357,43 @@ async def test_guard_counts_offline_files_as_known_and_guards_partial_scans(libr
     report = await index(config)
     assert report.status == "done" and report.online == 6
     assert_nothing_lost(data, 6)
+
+
+async def test_another_drive_with_the_same_folder_names_is_refused_and_a_remount_is_not(library: Path,
+                                                                                     tmp_path: Path) -> None:
+    """Device numbers change: after a reboot the same drive may get another one (accepted, since
+    the known files are on it), while another camera card with folders of the same names is
+    refused. The device number is set in the store as a remount would change it."""
+    from tests.integration.support import index, make_config
+
+    make_photos(library, 6)
+    data = tmp_path / "data"
+    config = make_config(library, data)
+    await index(config)
+
+    def other_device() -> None:
+        with sqlite3.connect(data / "shoebox.db") as conn:
+            conn.execute("UPDATE meta SET value = '999999' WHERE key = 'library.device'")
+
+    other_device()  # the same drive, remounted under another device number
+    report = await index(config)
+    assert report.status == "done" and report.offline == 0
+
+    other_device()
+    away = tmp_path / "first-drive"
+    library.rename(away)
+    make_photos(library, 2, start=100)  # another card: folders of the same names, other photos
+    assert {"2021", "2022"} <= {p.name for p in library.iterdir()}
+    report = await index(config)
+    assert report.status == "skipped" and "different volume" in report.reason
+    assert_nothing_offline_or_failed(data)
+
+    for f in library.rglob("*.jpg"):
+        f.unlink()
+    for d in sorted(library.iterdir()):
+        d.rmdir()
+    library.rmdir()
+    away.rename(library)
+    report = await index(config)
+    assert report.status == "done"
+    assert_nothing_lost(data, 6)
