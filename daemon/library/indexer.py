@@ -266,6 +266,9 @@ class Indexer:
                 await self._unreadable_now(job, row, exc, failure)
                 return
             if isinstance(exc, PermissionError):
+                problem = await self.volume.problem()  # an unmounted share's mount point may refuse us
+                if problem is not None:
+                    raise LibraryUnavailable(problem) from exc
                 await self._record_error(job, row, f"cannot read file: {exc.strerror}")
                 return
             raise  # permanent (the queue retries, then records it) or a full disk (the queue pauses)
