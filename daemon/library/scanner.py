@@ -220,7 +220,7 @@ class Scanner:
             if f.kind is not Kind.SIDECAR and (changed or needs_index(row, f, judge)):
                 report.queued += enqueue(conn, "index", priority=PRIORITY_INDEX, file_id=row["id"])
             if row["id"] in waiting and waiting[row["id"]] != "storage":
-                report.resumed += resume_jobs(conn, "file_id = ?", (row["id"],))
+                report.resumed += resume_jobs(conn, "file_id = ?", (row["id"],), forget=waiting[row["id"]] != "file")
 
         # a folder that could not be listed says nothing about the files in it (a dropping share)
         unlisted = [rel for rel, _ in result.errors]
@@ -279,11 +279,14 @@ def needs_index(row: sqlite3.Row, f: FoundFile, judge: str) -> bool:
     return row["state"] == "error" and row["error_version"] != judge
 
 
-def resume_jobs(conn: sqlite3.Connection, where: str, params: tuple[object, ...]) -> int:
-    """Let index jobs that wait out a transient failure run now (their file or library is back)."""
+def resume_jobs(conn: sqlite3.Connection, where: str, params: tuple[object, ...], *, forget: bool = True) -> int:
+    """Let index jobs that wait out a transient failure run now (their file or library is back).
+    forget=False keeps the count of waits: a file that fails each time it is seen (a bad sector)
+    still becomes an error after daemon.jobs.failures.FILE_WAIT_LIMIT tries."""
     cur = conn.execute(
-        "UPDATE jobs SET not_before = NULL, waits = 0, wait_reason = NULL, updated_at = ?"
-        f" WHERE kind = 'index' AND not_before IS NOT NULL AND {where}", (utcnow(), *params))
+        "UPDATE jobs SET not_before = NULL, updated_at = ?"
+        + (", waits = 0, wait_reason = NULL" if forget else "")
+        + f" WHERE kind = 'index' AND not_before IS NOT NULL AND {where}", (utcnow(), *params))
     return cur.rowcount
 
 
