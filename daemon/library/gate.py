@@ -175,10 +175,38 @@ class Gate:
                 if why is not None:  # a folder on the way was swapped for a link after step 2
                     log.warning("refused %s: changed while it was opened; %s", os.fsdecode(rel_b), why)
                     raise OutsideLibrary(f"refused: {why}")
+            if st.st_nlink > 1 and self._is_protected_file(st):
+                log.warning("refused %s: a hard link to a file of Shoebox's data folder", os.fsdecode(rel_b))
+                raise OutsideLibrary("refused: it is a hard link to a file in Shoebox's own data folder")
         except BaseException:
             os.close(fd)
             raise
         return Opened(fd, rel_b, real, st)
+
+    def _is_protected_file(self, st: os.stat_result) -> bool:
+        """Whether a file with several names is one of the data folder's own files (the database,
+        the signing key, certificates): a hard link has no target to resolve, so it is recognised
+        by its inode. Only files with more than one link get here, which photos rarely are."""
+        for folder in self.protected:
+            try:
+                top = list(os.scandir(folder))
+            except OSError:
+                continue
+            entries = [e for e in top if not e.is_dir(follow_symlinks=False)]
+            for sub in top:  # one level down (keys, certificates), not the thumbnails
+                if sub.is_dir(follow_symlinks=False) and sub.name not in (b"thumbs", "thumbs", b"pins", "pins"):
+                    try:
+                        entries += [e for e in os.scandir(sub.path) if not e.is_dir(follow_symlinks=False)]
+                    except OSError:
+                        continue
+            for entry in entries:
+                try:
+                    other = entry.stat(follow_symlinks=False)
+                except OSError:
+                    continue
+                if (other.st_dev, other.st_ino) == (st.st_dev, st.st_ino):
+                    return True
+        return False
 
     @staticmethod
     def _name_of(fd: int) -> bytes | None:

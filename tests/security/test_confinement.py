@@ -187,6 +187,27 @@ async def test_a_photo_replaced_by_a_link_after_indexing_is_refused_when_opened(
         assert r.status == 404, r.status
 
 
+async def test_hard_links_to_the_data_folders_files_are_refused(layout: Layout) -> None:
+    """A hard link has no target to resolve: it is recognised as the data folder's file by its inode."""
+    lay = layout
+    async with api(make_config(lay.library, lay.data, **settings())) as (app, client):
+        h = await admin_client(app, client)
+        (lay.library / "links").mkdir()
+        os.link(lay.data / "secret.key", lay.library / "links" / "key.jpg")
+        os.link(lay.data / "shoebox.db", lay.library / "links" / "db.png")
+        await app.index_once()
+        errors = await errors_by_path(app)
+        for rel in ("links/key.jpg", "links/db.png"):
+            assert "hard link to a file in Shoebox's own data folder" in errors[rel], errors
+        # and one made after indexing, in place of a photo
+        uid = (await photo_ids(app))["Nikon_D70.jpg"]
+        (lay.library / "camera" / "Nikon_D70.jpg").unlink()
+        os.link(lay.data / "secret.key", lay.library / "camera" / "Nikon_D70.jpg")
+        r = await client.get(f"/api/v1/photos/{uid}/original", headers=h)
+        assert r.status == 403
+        assert (lay.data / "secret.key").read_bytes()[:16] not in await r.read()
+
+
 async def test_a_folder_swapped_for_a_link_after_indexing_is_refused(layout: Layout, samples: Path) -> None:
     lay = layout
     async with api(make_config(lay.library, lay.data, **settings())) as (app, client):
