@@ -294,6 +294,9 @@ async def delete_photo(request: web.Request, uid: Uid, /, delete_files: bool = F
         done, failed = [], []
         for f in files:
             path = library_path(root, bytes(f["path"]))
+            if not app.gate.allows_target(path.parent):  # a folder swapped for a link to elsewhere
+                failed.append({"path": f["path_text"], "error": "refused: its folder leads outside the library"})
+                continue
             try:
                 path.unlink()
                 done.append((f["id"], f["path_text"]))

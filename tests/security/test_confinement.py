@@ -221,6 +221,10 @@ async def test_a_folder_swapped_for_a_link_after_indexing_is_refused(layout: Lay
         r = await client.get(f"/api/v1/photos/{uid}/original", headers=h)
         assert r.status == 403 and (await r.json())["error"] == "forbidden"
         assert (await r.read()).find(b"\xff\xd8") == -1
+        # deleting the photo's files deletes nothing outside the library
+        r = await client.delete(f"/api/v1/photos/{uid}", params={"delete_files": "true"}, headers=h)
+        assert r.status == 409, r.status
+        assert (lay.outside / "fake" / "Canon_40D.jpg").exists()
         # a rescan does not take the folder in either
         report = await app.index_once()
         assert ("camera", "a link to a folder outside the library, not followed"
