@@ -83,7 +83,14 @@ def test_the_scrubber_jumps_to_a_month(browser: Any, big_daemon: Daemon, artifac
     # the keyboard: End goes to the oldest month
     scrubber.focus()
     page.keyboard.press("End")
-    page.locator(f"h2.month[data-month='{months[-1]['month']}']").wait_for()
+    oldest = page.locator(f"h2.month[data-month='{months[-1]['month']}']")
+    oldest.wait_for()
+    # another view and back: the timeline is where it was
+    page.locator("nav.bottom").get_by_role("link", name="Albums").click()
+    page.get_by_role("heading", name="Albums").wait_for()
+    page.go_back()
+    oldest.wait_for()
+    assert oldest.is_visible()
     assert not problems, problems
     ctx.close()
 
