@@ -232,7 +232,11 @@ class Gate:
             try:
                 yield Path(link)
             finally:
-                shutil.rmtree(folder, ignore_errors=True)
+                try:
+                    os.unlink(link)
+                    os.rmdir(folder)
+                except OSError:  # something else landed there: remove it all
+                    shutil.rmtree(folder, ignore_errors=True)
         finally:
             opened.close()
 
