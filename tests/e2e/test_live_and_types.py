@@ -19,10 +19,10 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.slow
 
 
-def upload(daemon: Daemon, token: str, path: Path) -> tuple[int, Any]:
+def upload(daemon: Daemon, token: str, path: Path, mime: str = "image/jpeg") -> tuple[int, Any]:
     boundary = uuid.uuid4().hex
     body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            "Content-Type: image/jpeg\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+            f"Content-Type: {mime}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
     req = urllib.request.Request(f"{daemon.base}/api/v1/uploads", data=body, method="POST", headers={
         "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=60) as resp:
@@ -44,6 +44,31 @@ def test_an_uploaded_photo_appears_in_the_open_timeline_without_a_reload(browser
     wait_until(lambda: tiles_shown(page) == 1, timeout=30, what="the new photo in the timeline")
     assert page.locator("h2.month").first.inner_text() == "May 2008"
     assert navigations == [], "no reload"
+    assert not problems, problems
+    ctx.close()
+
+
+def test_a_video_plays_in_the_lightbox_streamed_through_the_service_worker(browser: Any, fresh_daemon: Daemon,
+                                                                           tmp_path: Path) -> None:
+    clip = tmp_path / "clip.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=3:size=320x240:rate=15",
+                    "-pix_fmt", "yuv420p", "-movflags", "+faststart", str(clip)], check=True, timeout=60)
+    http_json("POST", f"{fresh_daemon.base}/api/v1/setup", {"username": "admin", "password": PASSWORD})
+    status, answer = upload(fresh_daemon, fresh_daemon.login()["access_token"], clip, "video/mp4")
+    assert status in (200, 201, 202), answer
+    ctx, page, problems = new_page(browser, fresh_daemon)
+    ranges: list[str] = []
+    ctx.on("request", lambda r: ranges.append(r.headers.get("range", "")) if r.url.endswith("/original") else None)
+    login(page)
+    page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+    page.locator("a.tile").first.wait_for()
+    page.locator("a.tile").first.click()
+    video = page.locator(".pswp video")
+    video.wait_for()
+    wait_until(lambda: video.evaluate("v => v.readyState >= 1 && Math.round(v.duration)") == 3, timeout=20,
+               what="the video's metadata")
+    assert video.evaluate("v => v.src").endswith("/original"), "streamed, not downloaded into a blob"
+    assert any(r.startswith("bytes=") for r in ranges), ranges
     assert not problems, problems
     ctx.close()
 
