@@ -11,8 +11,27 @@ export async function worldGeoJSON(): Promise<GeoJSON.FeatureCollection> {
   if (!countries) {
     const topo: any = (await import("world-atlas/countries-110m.json")).default;
     countries = feature(topo, topo.objects.countries) as unknown as GeoJSON.FeatureCollection;
+    for (const f of countries.features) unwrapGeometry(f.geometry);
   }
   return countries;
+}
+
+/**
+ * Natural Earth rings that cross the antimeridian jump from +180 to -180; drawn as is, their
+ * edges streak across the whole map. Keep each ring continuous (longitudes past ±180 are fine).
+ */
+function unwrapRing(ring: number[][]): void {
+  for (let i = 1; i < ring.length; i++) {
+    const d = ring[i][0] - ring[i - 1][0];
+    if (d > 180) ring[i][0] -= 360;
+    else if (d < -180) ring[i][0] += 360;
+  }
+}
+
+function unwrapGeometry(g: GeoJSON.Geometry | null): void {
+  if (!g) return;
+  if (g.type === "Polygon") g.coordinates.forEach(unwrapRing);
+  else if (g.type === "MultiPolygon") g.coordinates.forEach((poly) => poly.forEach(unwrapRing));
 }
 
 function cssVar(name: string, fallback: string): string {
