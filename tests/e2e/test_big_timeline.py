@@ -79,6 +79,11 @@ def test_the_scrubber_jumps_to_a_month(browser: Any, big_daemon: Daemon, artifac
     header = page.locator(f"h2.month[data-month='{months[index]['month']}']")
     header.wait_for()
     assert header.inner_text() == target
+    # the month starts at the top of the screen and stays there while the months around it load
+    wait_until(lambda: page.locator(f"a.tile").count() > 3)
+    top = page.locator(".timeline .scroller").evaluate("el => el.getBoundingClientRect().top")
+    wait_until(lambda: abs(header.evaluate("h => h.getBoundingClientRect().top") - top) < 2, timeout=5,
+               what="the month's header at the top of the timeline")
     page.screenshot(path=str(artifacts / "scrubber-phone.png"))
     # the keyboard: End goes to the oldest month
     scrubber.focus()
