@@ -58,6 +58,13 @@ def test_login_shows_the_timeline_with_decoded_thumbnails_and_no_csp_violation(b
     page.reload()
     wait_until(lambda: tiles_shown(page) == 5, timeout=20, what="timeline after reload")
     assert "/login" not in page.url
+    # logging out ends the session for good: a reload stays on the login page, no cached photos
+    page.locator("nav.side").get_by_role("button", name="Log out").click()
+    page.wait_for_url("**/login")
+    page.reload()
+    page.locator("#u").wait_for()
+    assert "/login" in page.url
+    assert page.evaluate("async () => (await caches.keys()).filter(k => k.startsWith('shoebox-')).length") == 0
     assert not problems, problems
     ctx.close()
 

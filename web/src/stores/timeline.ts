@@ -128,5 +128,9 @@ export const useTimeline = defineStore("timeline", () => {
   function refreshAll(): void {
     for (const b of sets.values()) if (b.loaded.value) void b.loadMonths();
   }
-  return { bucketsFor, refreshAll };
+  /** Logout or an ended session: nothing of this library stays in memory for the next user. */
+  function clear(): void {
+    sets.clear();
+  }
+  return { bucketsFor, refreshAll, clear };
 });
