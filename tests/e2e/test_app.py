@@ -148,7 +148,7 @@ def test_lightbox_opens_zooms_into_the_original_goes_next_and_back_keeps_the_scr
                what="the original loaded on zoom")
     page.keyboard.press("0")
     page.keyboard.press("ArrowRight")
-    wait_until(lambda: f"photo={first_id}" not in page.url and "photo=" in page.url, what="next photo in the URL")
+    page.wait_for_url(lambda url: f"photo={first_id}" not in url and "photo=" in url)
     # the info panel shows the metadata of the photo on screen
     page.keyboard.press("i")
     page.locator("aside.info").wait_for()
@@ -261,5 +261,31 @@ def test_main_views_have_no_serious_accessibility_violations(browser: Any, sampl
     page.screenshot(path=str(artifacts / f"lightbox-{viewport_name}.png"))
     found = {k: v for k, v in found.items() if v}
     assert not found, found
+    assert not problems, problems
+    ctx.close()
+
+
+def test_an_album_is_listed_and_opens_with_its_photos(browser: Any, sample_daemon: Daemon) -> None:
+    admin = sample_daemon.login()
+    _, listing = http_json("GET", f"{sample_daemon.base}/api/v1/photos?limit=10", token=admin["access_token"])
+    ids = [p["id"] for p in listing["photos"][:3]]
+    status, album = http_json("POST", f"{sample_daemon.base}/api/v1/albums", {"title": "Garden walk", "photos": ids},
+                              token=admin["access_token"])
+    assert status == 201, album
+    ctx, page, problems = new_page(browser, sample_daemon, PHONE)
+    login(page)
+    page.goto("/albums")
+    page.get_by_role("link", name=re.compile("Garden walk")).click()
+    page.get_by_role("heading", name="Garden walk").wait_for()
+    wait_until(lambda: tiles_shown(page) == 3, what="the album's three photos")
+    assert sorted(page.locator("a.tile").evaluate_all("els => els.map(e => e.dataset.photo)")) == sorted(ids)
+    # the lightbox pages through the album only
+    page.locator("a.tile").first.click()
+    page.locator(".pswp--open").wait_for()
+    wait_until(lambda: page.evaluate("""() => [...document.querySelectorAll('.pswp__img')]
+        .some(i => i.src.includes('/fit_1920') && i.complete && i.naturalWidth > 0)"""))
+    page.wait_for_function("() => getComputedStyle(document.querySelector('.pswp')).opacity === '1'")
+    page.keyboard.press("Escape")
+    page.wait_for_url(lambda url: "photo=" not in url)
     assert not problems, problems
     ctx.close()
