@@ -204,6 +204,12 @@ def test_offline_reload_shows_the_shell_timeline_and_cached_thumbnails(browser: 
     wait_until(lambda: tiles_shown(page) == 5)
     wait_until(lambda: page.evaluate("""async () => (await (await caches.open('shoebox-thumbs')).keys()).length""") >= 5,
                what="thumbnails cached")
+    # installable: Chromium finds a valid manifest, icons and a controlling service worker
+    cdp = ctx.new_cdp_session(page)
+    errors = [e["errorId"] for e in cdp.send("Page.getInstallabilityErrors")["installabilityErrors"]]
+    assert [e for e in errors if e != "in-incognito"] == [], errors  # test contexts are incognito
+    manifest = cdp.send("Page.getAppManifest")
+    assert manifest["errors"] == [] and '"display": "standalone"' in manifest["data"].replace('":"', '": "')
     ctx.set_offline(True)
     page.reload()
     page.locator(".offline").wait_for()
