@@ -19,10 +19,15 @@ from tests.waiting import wait_until
 pytestmark = pytest.mark.slow
 
 
-def upload(daemon: Daemon, token: str, path: Path, mime: str = "image/jpeg") -> tuple[int, Any]:
+def upload(daemon: Daemon, token: str, path: Path, mime: str = "image/jpeg",
+           *more: tuple[Path, str]) -> tuple[int, Any]:
+    """POST /api/v1/uploads with one file or several (a Live Photo's still and video together)."""
     boundary = uuid.uuid4().hex
-    body = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{path.name}\"\r\n"
-            f"Content-Type: {mime}\r\n\r\n").encode() + path.read_bytes() + f"\r\n--{boundary}--\r\n".encode()
+    body = b""
+    for p, m in ((path, mime), *more):
+        body += (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{p.name}\"\r\n"
+                 f"Content-Type: {m}\r\n\r\n").encode() + p.read_bytes() + b"\r\n"
+    body += f"--{boundary}--\r\n".encode()
     req = urllib.request.Request(f"{daemon.base}/api/v1/uploads", data=body, method="POST", headers={
         "Content-Type": f"multipart/form-data; boundary={boundary}", "Authorization": f"Bearer {token}"})
     with urllib.request.urlopen(req, timeout=60) as resp:
@@ -69,6 +74,36 @@ def test_a_video_plays_in_the_lightbox_streamed_through_the_service_worker(brows
                what="the video's metadata")
     assert video.evaluate("v => v.src").endswith("/original"), "streamed, not downloaded into a blob"
     assert any(r.startswith("bytes=") for r in ranges), ranges
+    assert not problems, problems
+    ctx.close()
+
+
+def test_a_live_photo_plays_its_video_while_live_is_held(browser: Any, fresh_daemon: Daemon, samples: Path,
+                                                         tmp_path: Path) -> None:
+    still = tmp_path / "IMG_0042.JPG"
+    still.write_bytes((samples / "exif-samples/jpg/gps/DSCN0010.jpg").read_bytes())
+    clip = tmp_path / "IMG_0042.MOV"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "testsrc=duration=2:size=320x240:rate=15",
+                    "-pix_fmt", "yuv420p", "-metadata", "creation_time=2008-10-22T16:28:39Z", "-f", "mov", str(clip)],
+                   check=True, timeout=60)  # the still's date: uploads file both into the same month folder
+    http_json("POST", f"{fresh_daemon.base}/api/v1/setup", {"username": "admin", "password": PASSWORD})
+    token = fresh_daemon.login()["access_token"]
+    status, answer = upload(fresh_daemon, token, still, "image/jpeg", (clip, "video/quicktime"))
+    assert status in (200, 201, 202), answer
+    wait_until(lambda: (http_json("GET", f"{fresh_daemon.base}/api/v1/photos", token=token)[1]["photos"] or [{}])[0]
+               .get("type") == "live", timeout=30, what="the pair indexed as one Live Photo")
+    ctx, page, problems = new_page(browser, fresh_daemon)
+    login(page)
+    page.locator("a.tile").first.click()
+    live = page.get_by_role("button", name="LIVE")
+    live.wait_for()
+    live.hover()
+    video = page.locator("video.live-video")
+    video.wait_for()
+    wait_until(lambda: video.evaluate("v => v.readyState >= 2 && Math.round(v.duration)") == 2, timeout=20,
+               what="the Live Photo's video playing")
+    page.mouse.move(5, 400)
+    video.wait_for(state="detached")
     assert not problems, problems
     ctx.close()
 
