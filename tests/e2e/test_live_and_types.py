@@ -108,6 +108,33 @@ def test_a_live_photo_plays_its_video_while_live_is_held(browser: Any, fresh_dae
     ctx.close()
 
 
+def test_selecting_with_x_and_shift_click_then_archiving(browser: Any, fresh_daemon: Daemon, samples: Path) -> None:
+    http_json("POST", f"{fresh_daemon.base}/api/v1/setup", {"username": "admin", "password": PASSWORD})
+    token = fresh_daemon.login()["access_token"]
+    jpg = samples / "exif-samples/jpg"
+    status, answer = upload(fresh_daemon, token, jpg / "Canon_40D.jpg", "image/jpeg",
+                            (jpg / "Nikon_D70.jpg", "image/jpeg"), (jpg / "Pentax_K10D.jpg", "image/jpeg"))
+    assert status in (200, 201, 202), answer
+    ctx, page, problems = new_page(browser, fresh_daemon)
+    page.on("dialog", lambda d: d.accept())
+    login(page)
+    wait_until(lambda: tiles_shown(page) == 3, timeout=30)
+    tiles = page.locator("a.tile")
+    first, second = tiles.nth(0).get_attribute("data-photo"), tiles.nth(1).get_attribute("data-photo")
+    tiles.nth(0).focus()
+    page.keyboard.press("x")
+    page.locator(f"a.tile[data-photo='{second}']").click(modifiers=["Shift"])
+    page.get_by_text("2 selected").wait_for()
+    assert "photo=" not in page.url  # selecting opens nothing
+    page.get_by_role("button", name="Archive").click()
+    wait_until(lambda: tiles_shown(page) == 1, what="the two archived photos gone from the timeline")
+    page.locator("nav.side").get_by_role("link", name="Archive").click()
+    wait_until(lambda: sorted(page.locator("a.tile").evaluate_all("els => els.map(e => e.dataset.photo)"))
+               == sorted([first, second]), what="both in the archive")
+    assert not problems, problems
+    ctx.close()
+
+
 def test_generated_api_types_match_the_daemons_openapi(sample_daemon: Daemon, tmp_path: Path) -> None:
     token = sample_daemon.login()["access_token"]
     status, doc = http_json("GET", f"{sample_daemon.base}/api/v1/openapi.json", token=token)
