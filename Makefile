@@ -13,10 +13,13 @@ PYTEST_ARGS ?=
 # Debian / Raspberry Pi OS packages the daemon and its tests use.
 APT_PACKAGES := python3-venv python3-dev gcc libimage-exiftool-perl ffmpeg mosquitto \
   libvips-tools wordnet-base nginx-light wrk chromium chromium-driver \
-  libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev \
-  nodejs npm
+  libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev
+# Node.js and npm build the web app. Installed from Debian only when missing: a machine that has
+# them from elsewhere (NodeSource bundles npm into its nodejs) cannot take Debian's npm beside it.
+NODE_PACKAGES := nodejs npm
 # Programs whose absence means the system packages are not installed yet.
-APT_PROBES := exiftool ffmpeg ffprobe mosquitto vipsthumbnail node npm
+APT_PROBES := exiftool ffmpeg ffprobe mosquitto vipsthumbnail
+NODE_PROBES := node npm
 
 PILLOW_SIMD := pillow-simd==12.1.1.post0
 PILLOW      := Pillow>=11,<14
@@ -36,13 +39,15 @@ deps: system-deps venv
 # System packages: installed with apt when we are root (or have passwordless sudo); otherwise
 # the exact command is printed and we stop.
 system-deps:
-	@missing=""; for p in $(APT_PROBES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; pkgs=""; for p in $(APT_PROBES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	[ -z "$$missing" ] || pkgs="$(APT_PACKAGES)"; \
+	for p in $(NODE_PROBES); do command -v $$p >/dev/null || { missing="$$missing $$p"; pkgs="$$pkgs $(NODE_PACKAGES)"; break; }; done; \
 	if [ -n "$$missing" ]; then \
 	  echo "shoebox: missing programs:$$missing"; \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=""; elif sudo -n true 2>/dev/null; then SUDO="sudo"; else \
 	    echo "Run this, then try again:"; \
-	    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends $(APT_PACKAGES)"; exit 1; fi; \
-	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $(APT_PACKAGES); \
+	    echo "  sudo apt-get update && sudo apt-get install -y --no-install-recommends$$pkgs"; exit 1; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$pkgs; \
 	fi
 
 venv: $(VENV)/.installed
