@@ -123,7 +123,19 @@ async def months(request: web.Request, q: str = Query) -> r200[Months]:
 
     Tags: timeline
     """
-    return web.json_response(await _read(request, q, timeline.month_buckets))
+    db = request.app[APP_KEY].db
+    assert db is not None
+    cache = request.app[MONTH_BUCKETS]
+    generation = db.generation
+    hit = cache.get(q)
+    if hit is not None and hit[0] == generation:
+        cache.move_to_end(q)
+        return web.json_response(hit[1])
+    body = await _read(request, q, timeline.month_buckets)
+    cache[q] = (generation, body)  # the generation read before: a write meanwhile makes it stale
+    while len(cache) > 32:
+        cache.popitem(last=False)
+    return web.json_response(body)
 
 
 @requires(Scope.READ)
@@ -181,6 +193,9 @@ class WorldClusters:
 
 
 WORLD_CLUSTERS: web.AppKey[WorldClusters] = web.AppKey("shoebox_world_clusters", WorldClusters)
+#: Month buckets per query, with the database generation they were counted at: the timeline asks
+#: for them on every load and after every live event, and nothing changes them but a write.
+MONTH_BUCKETS: web.AppKey[OrderedDict] = web.AppKey("shoebox_month_buckets", OrderedDict)
 
 
 @requires(Scope.READ)
@@ -251,6 +266,7 @@ async def suggest(request: web.Request, prefix: str = Field("", max_length=200),
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:
     web_app[WORLD_CLUSTERS] = WorldClusters()
+    web_app[MONTH_BUCKETS] = OrderedDict()
     r = web_app.router
     r.add_get(f"{prefix}/timeline/months", months)
     r.add_get(f"{prefix}/timeline/months/{{month}}", month)

@@ -165,6 +165,9 @@ class Database:
         self._idle: list[aiosqlite.Connection] = []
         self._waiting: deque[asyncio.Future[aiosqlite.Connection]] = deque()
         self._write_lock = asyncio.Lock()
+        #: Counts write transactions: a reader's result computed at generation g is still true
+        #: while the generation is g (this process is the only writer of its data directory).
+        self.generation = 0
 
     @classmethod
     async def open(cls, path: Path, *, readers: int = 2, query_seconds: float | None = None) -> "Database":
@@ -240,7 +243,10 @@ class Database:
         assert self._writer is not None, "database is closed"
 
         async with self._write_lock:
-            return await self._run(self._writer, lambda conn: in_transaction(conn, fn))
+            try:
+                return await self._run(self._writer, lambda conn: in_transaction(conn, fn))
+            finally:
+                self.generation += 1
 
     async def execute_write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One write statement in its own transaction; returns the number of rows changed."""
