@@ -227,6 +227,8 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("mqtt", "base_topic", "str", "shoebox", "First part of every Shoebox topic: <base_topic>/<instance id>/..."),
     Setting("mqtt", "discovery", "bool", True, "Publish Home Assistant MQTT discovery messages."),
     Setting("mqtt", "discovery_prefix", "str", "homeassistant", "Home Assistant's MQTT discovery prefix."),
+    Setting("mqtt", "birth_topic", "str", "homeassistant/status",
+            "Home Assistant's birth topic: `online` there re-sends discovery (its MQTT birth message setting)."),
     Setting("mqtt", "state_interval", "float", 5.0,
             "Seconds between two updates of the retained state topic (at most).", 1, 3600),
     Setting("webhooks", "timeout", "float", 10.0, "Seconds a webhook receiver has to answer a delivery.", 1, 120),

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sqlite3
 import ssl
 import time
 from dataclasses import dataclass
@@ -47,6 +48,7 @@ class MqttSettings:
     base_topic: str = "shoebox"
     discovery: bool = True
     discovery_prefix: str = "homeassistant"
+    birth_topic: str = "homeassistant/status"
     state_interval: float = 5.0
     keepalive: int = 30
 
@@ -58,19 +60,24 @@ class MqttSettings:
             value = getattr(settings, name)
             if not value or any(c in value for c in "+#") or value.startswith("/") or value.endswith("/"):
                 raise MqttError(f"mqtt.{name} {value!r} is not a usable topic prefix (no + or #, no leading or trailing /)")
+        if not settings.birth_topic or any(c in settings.birth_topic for c in "+#"):
+            raise MqttError(f"mqtt.birth_topic {settings.birth_topic!r} is not a usable topic (not empty, no + or #)")
         return settings
 
 
 class Topics:
     """Every topic Shoebox uses, in one place (the README documents the same list)."""
 
-    def __init__(self, base: str, instance: str, discovery_prefix: str) -> None:
+    def __init__(self, base: str, instance: str, discovery_prefix: str,
+                 birth_topic: str = "homeassistant/status") -> None:
         self.root = f"{base}/{instance}"
         self.availability = f"{self.root}/availability"
         self.state = f"{self.root}/state"
         self.latest_image = f"{self.root}/latest/image"
         self.cmd_prefix = f"{self.root}/cmd/"
-        self.ha_status = f"{discovery_prefix}/status"
+        # Home Assistant's birth topic is its own setting (MQTT integration → birth message), not
+        # derived from the discovery prefix: the two are changed independently in Home Assistant.
+        self.ha_status = birth_topic
         self.discovery_prefix = discovery_prefix
 
     def event(self, event_type: str) -> str:
@@ -85,7 +92,11 @@ def discovery_messages(topics: Topics, instance: str, version: str, *, device_na
     """Home Assistant MQTT discovery: (topic, config) for every entity of the Shoebox device.
 
     Format per https://www.home-assistant.io/integrations/mqtt/ (discovery topic
-    `<prefix>/<component>/<node_id>/<object_id>/config`), event.mqtt (a JSON payload with
+    `<prefix>/<component>/<node_id>/<object_id>/config`). The entity id is asked for with
+    `default_entity_id` ("<domain>.shoebox_<object>"): Home Assistant 2025.10 deprecated the older
+    `object_id` key and 2026.4 ignores it (entity ids would then come from the names). The event
+    entities subscribe at QoS 1 (`qos`), so an event is not lost between broker and Home Assistant.
+    Components: event.mqtt (a JSON payload with
     `event_type`, one of `event_types`; other keys become attributes), image.mqtt (`image_topic`
     carrying the raw JPEG, `content_type`), button.mqtt (`command_topic`, `payload_press`)."""
     node = f"shoebox_{instance}"
@@ -96,8 +107,8 @@ def discovery_messages(topics: Topics, instance: str, version: str, *, device_na
               "payload_not_available": "offline", "device": device, "origin": origin}
 
     def entity(component: str, object_id: str, name: str, **config: Any) -> tuple[str, dict[str, Any]]:
-        payload = {"name": name, "unique_id": f"{node}_{object_id}", "object_id": f"shoebox_{object_id}",
-                   **common, **config}
+        payload = {"name": name, "unique_id": f"{node}_{object_id}",
+                   "default_entity_id": f"{component}.shoebox_{object_id}", **common, **config}
         return f"{topics.discovery_prefix}/{component}/{node}/{object_id}/config", payload
 
     count = {"state_topic": topics.state, "state_class": "measurement"}
@@ -114,13 +125,13 @@ def discovery_messages(topics: Topics, instance: str, version: str, *, device_na
                value_template="{{ 'ON' if value_json.storage == 'full' else 'OFF' }}", payload_on="ON",
                payload_off="OFF"),
         entity("event", "new_photo", "New photo", state_topic=topics.event(PHOTO_ADDED), event_types=["added"],
-               icon="mdi:image-plus",
+               qos=1, icon="mdi:image-plus",
                value_template=('{"event_type": "added", "event_id": {{ value_json.id | to_json }},'
                                ' "photo": {{ value_json.data.photo | to_json }},'
                                ' "path": {{ value_json.data.path | to_json }},'
                                ' "taken_at": {{ value_json.data.taken_at | to_json }}}')),
         entity("event", "person_recognized", "Person recognised", state_topic=topics.event(PERSON_RECOGNIZED),
-               event_types=["recognized"], icon="mdi:face-recognition",
+               event_types=["recognized"], qos=1, icon="mdi:face-recognition",
                value_template=('{"event_type": "recognized", "event_id": {{ value_json.id | to_json }},'
                                ' "person": {{ value_json.data.person | to_json }},'
                                ' "person_id": {{ value_json.data.person_id | to_json }},'
@@ -133,9 +144,32 @@ def discovery_messages(topics: Topics, instance: str, version: str, *, device_na
     ]
 
 
+ANNOUNCED_KEY = "mqtt.discovery_topics"
+
+
+def load_announced(conn: sqlite3.Connection) -> list[str]:
+    """The discovery config topics the last run announced (kept in meta), so a run with discovery
+    off or another instance id can clear them: retained configs outlive the daemon on the broker,
+    and Home Assistant keeps an entity (and the device) for every one it still receives."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (ANNOUNCED_KEY,)).fetchone()
+    if row is None:
+        return []
+    try:
+        topics = json.loads(row[0])
+    except ValueError:
+        return []
+    return [str(t) for t in topics] if isinstance(topics, list) else []
+
+
+def record_announced(conn: sqlite3.Connection, topics: list[str]) -> None:
+    conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)", (ANNOUNCED_KEY, json.dumps(topics)))
+
+
 StateProvider = Callable[[], Awaitable[dict[str, Any]]]
 ImageProvider = Callable[[str], Awaitable[bytes | None]]
 CommandHandler = Callable[[str, bytes], Awaitable[Any]]
+LoadAnnounced = Callable[[], Awaitable[list[str]]]
+SaveAnnounced = Callable[[list[str]], Awaitable[None]]
 
 
 class MqttTransport:
@@ -145,11 +179,16 @@ class MqttTransport:
     name = "mqtt"
 
     def __init__(self, settings: MqttSettings, *, instance_id: str, version: str, state: StateProvider,
-                 image: ImageProvider, command: CommandHandler, image_content_type: str = "image/jpeg") -> None:
+                 image: ImageProvider, command: CommandHandler, image_content_type: str = "image/jpeg",
+                 load_announced: LoadAnnounced | None = None, save_announced: SaveAnnounced | None = None) -> None:
         self.settings = settings
         self.instance_id = instance_id
         self.version = version
-        self.topics = Topics(settings.base_topic, instance_id, settings.discovery_prefix)
+        self.topics = Topics(settings.base_topic, instance_id, settings.discovery_prefix, settings.birth_topic)
+        self._load_announced = load_announced
+        self._save_announced = save_announced
+        self._stale_configs: list[str] = []  # announced by an earlier run, not by this one: to clear
+        self._cleanup_started = False
         self._state_provider = state
         self._image_provider = image
         self._command = command
@@ -199,8 +238,22 @@ class MqttTransport:
         client.on_message = self._cb_message
         return client
 
+    def _discovery(self) -> list[tuple[str, dict[str, Any]]]:
+        if not self.settings.discovery:
+            return []
+        return discovery_messages(self.topics, self.instance_id, self.version,
+                                  image_content_type=self._image_content_type)
+
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        if self._load_announced is not None:
+            current = [topic for topic, _ in self._discovery()]
+            previous = await self._load_announced()
+            self._stale_configs = [t for t in previous if t not in set(current)]
+            if self._save_announced is not None and self._stale_configs + current != previous:
+                # both, until the clears are acknowledged: a run stopped before that still knows
+                # what this one announced
+                await self._save_announced(self._stale_configs + current)
         self._client = self._make_client()
         # connect_async only records where to connect; the network thread does the connecting
         # (and the DNS lookup), so a dead broker never holds up start-up.
@@ -302,14 +355,27 @@ class MqttTransport:
         self._publish_nowait(self.topics.availability, "online")
         self._client.subscribe([(self.topics.cmd_prefix + "+", 1), (self.topics.ha_status, 1)])
         self._announce()
+        if not self._cleanup_started:  # once per run; paho resends unacknowledged clears on reconnect
+            self._cleanup_started = True
+            self._spawn(self._clear_stale_configs(), "mqtt-discovery-cleanup")
+
+    async def _clear_stale_configs(self) -> None:
+        """Empty retained payloads on the config topics an earlier run announced and this one does
+        not (discovery turned off, another instance id or prefix): the broker drops them and Home
+        Assistant removes those entities, and the device once it has none. The new list is recorded
+        only after the broker acknowledged every clear, so a crash in between clears them next time."""
+        if self._stale_configs:
+            log.info("mqtt: clearing %d discovery configs of an earlier run", len(self._stale_configs))
+            await asyncio.gather(*(self._publish_acked(t, b"", retain=True) for t in self._stale_configs))
+        if self._save_announced is not None:
+            await self._save_announced([topic for topic, _ in self._discovery()])
+        self._stale_configs = []
 
     def _announce(self) -> None:
         """Discovery, state and the latest photo: (re)sent on every connect (a restarted broker
         without persistence forgot its retained messages) and when Home Assistant comes online."""
-        if self.settings.discovery:
-            for topic, config in discovery_messages(self.topics, self.instance_id, self.version,
-                                                    image_content_type=self._image_content_type):
-                self._publish_nowait(topic, json.dumps(config))
+        for topic, config in self._discovery():
+            self._publish_nowait(topic, json.dumps(config))
         self._last_state = None
         self._latest_sent = None
         self._state_dirty.set()

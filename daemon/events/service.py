@@ -209,7 +209,7 @@ class EventService:
 
     async def start_transports(self) -> None:
         """MQTT and webhooks (`shoebox serve` only)."""
-        from daemon.events.mqtt import MqttSettings, MqttTransport
+        from daemon.events.mqtt import MqttSettings, MqttTransport, load_announced, record_announced
         from daemon.events.webhooks import WebhookManager, WebhookSettings
 
         cfg = self.app.config
@@ -220,7 +220,9 @@ class EventService:
             self.mqtt = MqttTransport(
                 MqttSettings.from_section(cfg.section("mqtt")), instance_id=self.instance_id, version=__version__,
                 state=self.state, image=self.latest_image, command=self.command,
-                image_content_type="image/webp" if fmt == "webp" else "image/jpeg")
+                image_content_type="image/webp" if fmt == "webp" else "image/jpeg",
+                load_announced=lambda: db.read(load_announced),
+                save_announced=lambda topics: db.write(lambda conn: record_announced(conn, topics)))
             # 64 in flight: one broker round trip per event would cap delivery at a few hundred a second
             await self.bus.add_transport(self.mqtt, durable=True, window=64)
         self.webhooks = WebhookManager(db, self.bus, WebhookSettings.from_section(cfg.section("webhooks")),

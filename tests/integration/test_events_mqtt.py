@@ -8,6 +8,7 @@ goes away during indexing or the daemon restarts while the broker is away.
 from __future__ import annotations
 
 import io
+import json
 import signal
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from PIL import Image
 from daemon.library.thumbnails import ThumbSettings, thumb_path
 
 from tests.conftest import copy_sample
+from tests.waiting import wait_until
 from tests.integration.test_events_helpers import (Broker, Listener, distinct_copies, events_of, serve,
                                                    stop)
 
@@ -88,12 +90,18 @@ def test_home_assistant_discovery_state_events_commands_and_last_will(
             assert topic == f"homeassistant/{topic.split('/')[1]}/shoebox_{instance}/{topic.split('/')[3]}/config"
             assert d["device"]["identifiers"] == [f"shoebox_{instance}"] and d["device"]["manufacturer"] == "Shoebox"
             assert d["availability_topic"] == f"{root}/availability"
+            # Home Assistant 2026.4 ignores object_id; default_entity_id makes the documented entity ids
+            assert "object_id" not in d
+            assert d["default_entity_id"] == f"{topic.split('/')[1]}.shoebox_{topic.split('/')[3]}"
         by_id = {d["unique_id"].removeprefix(f"shoebox_{instance}_"): d for d in docs.values()}
         assert by_id["last_indexed"]["device_class"] == "timestamp"
         assert by_id["indexing"]["device_class"] == "running"
         assert by_id["disk_full"]["device_class"] == "problem" and "storage" in by_id["disk_full"]["value_template"]
         assert by_id["new_photo"]["state_topic"] == f"{root}/events/photo.added"
         assert by_id["new_photo"]["event_types"] == ["added"]
+        assert by_id["new_photo"]["default_entity_id"] == "event.shoebox_new_photo"
+        assert by_id["person_recognized"]["default_entity_id"] == "event.shoebox_person_recognized"
+        assert by_id["new_photo"]["qos"] == by_id["person_recognized"]["qos"] == 1
         assert by_id["person_recognized"]["state_topic"] == f"{root}/events/person.recognized"
         assert by_id["latest_photo"]["image_topic"] == f"{root}/latest/image"
         assert by_id["index"]["command_topic"] == f"{root}/cmd/index"
@@ -211,3 +219,80 @@ def test_events_raised_while_broker_is_away_survive_a_daemon_restart(library: Pa
             first.kill()
         ha.close()
         broker.stop()
+
+
+def recorded_configs(data: Path) -> set[str]:
+    """The discovery topics the daemon recorded as announced (what its next run clears if unwanted)."""
+    with sqlite3.connect(f"file:{data / 'shoebox.db'}?mode=ro", uri=True, timeout=5) as conn:
+        row = conn.execute("SELECT value FROM meta WHERE key = 'mqtt.discovery_topics'").fetchone()
+    return set(json.loads(row[0])) if row else set()
+
+
+def test_custom_birth_topic_and_discovery_off_clears_what_was_announced(
+        broker: Broker, library: Path, tmp_path: Path) -> None:
+    """Home Assistant with its own birth topic gets discovery again when it says `online` there;
+    a restart with another instance id clears the old configs, and one with discovery off leaves no
+    retained config behind (no orphan entities or device in Home Assistant)."""
+    data = tmp_path / "data"
+    ha = Listener(broker.port, ["#"])
+    proc = serve(library, data, broker.port, "--index-watch", "false", "--mqtt-birth-topic", "ha/birth",
+                 log=tmp_path / "serve1.log")
+    try:
+        instance = instance_of(ha)
+        configs = ha.wait_for(lambda m: m.topic.endswith("/config") and m.payload, 30, "discovery", count=11)
+        announced = {m.topic for m in configs}
+        assert len(announced) == 11
+        before = len(ha.snapshot(lambda m: m.topic.endswith("/config")))
+        ha.publish("ha/birth", "online")
+        ha.wait_for(lambda m: m.topic.endswith("/config"), 10, "discovery again after the custom birth message",
+                    count=before + 11)
+        wait_until(lambda: recorded_configs(data) == announced, 10)
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    # Another instance id (a restored database, say): the old configs go, the new ones come.
+    with sqlite3.connect(data / "shoebox.db") as conn:
+        conn.execute("UPDATE meta SET value = 'a1b2c3d4e5f6' WHERE key = 'instance.id'")
+    ha.messages.clear()
+    proc = serve(library, data, broker.port, "--index-watch", "false", log=tmp_path / "serve2.log")
+    try:
+        renewed = ha.wait_for(lambda m: "/shoebox_a1b2c3d4e5f6/" in m.topic and m.payload, 60,
+                              "discovery of the new instance id", count=11)
+        cleared = ha.wait_for(lambda m: m.topic.endswith("/config") and m.payload == b"", 30,
+                              "the old instance's configs cleared", count=11)
+        assert {m.topic for m in cleared} == announced
+        announced = {m.topic for m in renewed}
+        wait_until(lambda: recorded_configs(data) == announced, 10)
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+    instance = "a1b2c3d4e5f6"
+    ha.messages.clear()
+    proc = serve(library, data, broker.port, "--index-watch", "false", "--mqtt-discovery", "false",
+                 log=tmp_path / "serve3.log")
+    try:
+        ha.wait_for(lambda m: m.topic == f"shoebox/{instance}/availability" and m.payload == b"online", 60,
+                    "the daemon back online")
+        cleared = ha.wait_for(lambda m: m.topic.endswith("/config") and m.payload == b"", 30,
+                              "the announced configs cleared", count=11)
+        assert {m.topic for m in cleared} == announced
+        assert not ha.snapshot(lambda m: m.topic.endswith("/config") and m.payload), "discovery is off"
+        # Home Assistant starting now finds no retained config: retained messages come on subscribe,
+        # in the order of the subscriptions, so the availability arriving means the configs had their turn.
+        late = Listener(broker.port, ["homeassistant/#", f"shoebox/{instance}/availability"])
+        late.wait_for(lambda m: m.topic.endswith("/availability"), 10, "retained availability")
+        assert not late.snapshot(lambda m: m.topic.startswith("homeassistant/")), "retained configs left behind"
+        late.close()
+        wait_until(lambda: recorded_configs(data) == set(), 10)
+        assert stop(proc) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        ha.close()
