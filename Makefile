@@ -82,10 +82,13 @@ run: system-deps venv web
 serve: run
 
 # The whole suite with the main environment (pillow-simd on x86-64), then the pixel tests again
-# with plain Pillow (what a Raspberry Pi runs): both must pass.
+# with plain Pillow (what a Raspberry Pi runs): both must pass. The browser tests run in a pytest
+# of their own: Playwright's sync API keeps an event loop running in the main thread for as long
+# as its session fixture lives, and every asyncio test after it would find that loop.
 test: system-deps venv venv-pillow web
 	cd web && npx vitest run
-	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(VENV)/bin/pytest --ignore=tests/e2e $(PYTEST_ARGS)
+	$(VENV)/bin/pytest tests/e2e $(PYTEST_ARGS)
 	$(PILLOW_VENV)/bin/pytest -q $(PILLOW_TESTS)
 
 PILLOW_VENV := .venv-pillow
