@@ -39,6 +39,11 @@ class Broker:
                  f"log_dest file {self.dir / 'mosquitto.log'}", "log_type all"]
         if persistence:
             lines += [f"persistence_location {self.dir}/", "autosave_interval 1"]
+        if os.geteuid() == 0:
+            # started as root, mosquitto drops to the `mosquitto` user, which cannot write into the
+            # test's private temporary folder: no log and, worse, no persistence file, so a
+            # "persistent" subscriber silently lost what was published while it reconnected
+            lines.append("user root")
         self.conf.write_text("\n".join(lines) + "\n")
 
     def start(self, timeout: float = 10.0) -> "Broker":
