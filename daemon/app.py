@@ -143,6 +143,9 @@ class App:
         self.scanner = Scanner(self.db, self.pool, self.library, follow_symlinks=cfg["index.follow_symlinks"],
                                gate=self.gate)
         self.events = EventService(self)
+        # one rule for events: a change stages them in its own write transaction (db.write_staged),
+        # into the bus's outbox, which delivers them after the commit
+        self.db.outbox = self.events.bus
         await self.events.start()
         self.imports = ImportRuns(self)
         self.queue.start()
@@ -233,10 +236,10 @@ class App:
     async def scan(self, only: list[bytes] | None = None) -> ScanReport:
         assert self.scanner is not None and self.queue is not None
         report = await self.scanner.scan(only)
+        if self.events is not None:  # index.started is in the outbox before the first photo's events
+            await self.events.index.on_scan(report)
         if report.queued:
             self.queue.wake()
-        if self.events is not None:
-            await self.events.index.on_scan(report)
         return report
 
     def start_background(self) -> None:
@@ -306,6 +309,7 @@ class App:
         status["library"] = str(self.library)
         status["uptime_s"] = round(time.time() - self.started_at, 1)
         status["indexing"] = bool(self.queue.in_flight) or bool(self.scanner and self.scanner.running)
+        status["paused"] = self.queue.paused  # indexing paused (API POST /index/stop, MQTT cmd/index pause)
         status["workers"] = self.pool.workers if self.pool else 0
         status["watching"] = bool(self.watcher and self.watcher.active)
         status["places"] = self.places is not None

@@ -29,6 +29,7 @@ from daemon.events import bus as ev
 from daemon.search import MAX_QUERY_CHARS, SearchError
 from daemon.store import albums as store
 from daemon.store.albums import MAX_DESCRIPTION, MAX_TITLE, AlbumError
+from daemon.store.db import Stage
 
 AlbumUid = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$", description="album id")]
 PhotoIds = Annotated[list[Uid], Field(min_length=1, max_length=1000, description="photo ids")]
@@ -150,19 +151,19 @@ def _editable(conn: sqlite3.Connection, uid: str, who: Principal) -> sqlite3.Row
 
 
 async def _run(app: App, fn: Any, *, write: bool) -> Any:
+    """A read, or a write that gets `(conn, stage)` and stages its events (Database.write_staged)."""
     assert app.db is not None
     try:
-        return await (app.db.write(fn) if write else app.db.read(fn))
+        return await (app.db.write_staged(fn) if write else app.db.read(fn))
     except AlbumError as exc:
         raise _api_error(exc) from None
     except SearchError as exc:
         raise ApiError(400, "bad_query", exc.message, {"field": exc.key, "value": exc.value}) from None
 
 
-def _announce(app: App, type: str, row: sqlite3.Row, change: str, **data: Any) -> None:
-    if app.events is not None:
-        app.events.publish(type, {"album": row["uid"], "title": row["title"], "type": row["type"],
-                                  "change": change, **data})
+def _stage(stage: Stage, type: str, row: sqlite3.Row, change: str, **data: Any) -> None:
+    """Stage an album event inside the transaction that made the change."""
+    stage(type, {"album": row["uid"], "title": row["title"], "type": row["type"], "change": change, **data})
 
 
 @requires(Scope.READ)
@@ -186,13 +187,14 @@ async def create_album(request: web.Request, body: NewAlbum) -> r201[Album]:
     app = _app(request)
     owner = principal(request).user_id
 
-    def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
         row = store.create_album(conn, body.title, description=body.description, query=body.query,
                                  photo_uids=body.photos, owner=owner)
-        return row, store.album_dict(conn, row)
+        out = store.album_dict(conn, row)
+        _stage(stage, ev.ALBUM_CREATED, row, "created", photos=out["photo_count"])
+        return out
 
-    row, out = await _run(app, write, write=True)
-    _announce(app, ev.ALBUM_CREATED, row, "created", photos=out["photo_count"])
+    out = await _run(app, write, write=True)
     return web.json_response(out, status=201)
 
 
@@ -225,14 +227,14 @@ async def change_album(request: web.Request, uid: AlbumUid, /, body: AlbumChange
     changes = {name: getattr(body, name) for name in body.model_fields_set}
     who = principal(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, list[str], dict[str, Any]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
         _editable(conn, uid, who)
         row, changed = store.update_album(conn, uid, changes)
-        return row, changed, store.album_dict(conn, row)
+        if changed:
+            _stage(stage, ev.ALBUM_UPDATED, row, "edited", fields=changed)
+        return store.album_dict(conn, row)
 
-    row, changed, out = await _run(app, write, write=True)
-    if changed:
-        _announce(app, ev.ALBUM_UPDATED, row, "edited", fields=changed)
+    out = await _run(app, write, write=True)
     return web.json_response(out)
 
 
@@ -246,12 +248,12 @@ async def delete_album(request: web.Request, uid: AlbumUid, /) -> r204:
     app = _app(request)
     who = principal(request)
 
-    def delete(conn: sqlite3.Connection) -> sqlite3.Row:
+    def delete(conn: sqlite3.Connection, stage: Stage) -> None:
         _editable(conn, uid, who)
-        return store.delete_album(conn, uid)
+        row = store.delete_album(conn, uid)
+        _stage(stage, ev.ALBUM_DELETED, row, "deleted")
 
-    row = await _run(app, delete, write=True)
-    _announce(app, ev.ALBUM_UPDATED, row, "deleted")
+    await _run(app, delete, write=True)
     return web.Response(status=204)
 
 
@@ -264,14 +266,14 @@ async def add_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBody)
     """
     app = _app(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
         _editable(conn, uid, principal(request))
         result = store.add_photos(conn, uid, body.ids)
-        return store.album_row(conn, uid), result
+        if result["added"]:
+            _stage(stage, ev.ALBUM_UPDATED, store.album_row(conn, uid), "photos_added", photos=result["added"])
+        return result
 
-    row, result = await _run(app, write, write=True)
-    if result["added"]:
-        _announce(app, ev.ALBUM_UPDATED, row, "photos_added", photos=result["added"])
+    result = await _run(app, write, write=True)
     return web.json_response(result)
 
 
@@ -284,14 +286,14 @@ async def remove_photos(request: web.Request, uid: AlbumUid, /, body: PhotoIdsBo
     """
     app = _app(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, dict[str, Any]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
         _editable(conn, uid, principal(request))
         result = store.remove_photos(conn, uid, body.ids)
-        return store.album_row(conn, uid), result
+        if result["removed"]:
+            _stage(stage, ev.ALBUM_UPDATED, store.album_row(conn, uid), "photos_removed", photos=result["removed"])
+        return result
 
-    row, result = await _run(app, write, write=True)
-    if result["removed"]:
-        _announce(app, ev.ALBUM_UPDATED, row, "photos_removed", photos=result["removed"])
+    result = await _run(app, write, write=True)
     return web.json_response(result)
 
 
@@ -305,13 +307,13 @@ async def move_photo(request: web.Request, uid: AlbumUid, /, body: MoveBody) -> 
     """
     app = _app(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[sqlite3.Row, float]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> float:
         _editable(conn, uid, principal(request))
         position = store.move_photo(conn, uid, body.photo, after=body.after, before=body.before)
-        return store.album_row(conn, uid), position
+        _stage(stage, ev.ALBUM_UPDATED, store.album_row(conn, uid), "photos_moved", photos=[body.photo])
+        return position
 
-    row, position = await _run(app, write, write=True)
-    _announce(app, ev.ALBUM_UPDATED, row, "photos_moved", photos=[body.photo])
+    position = await _run(app, write, write=True)
     return web.json_response({"photo": body.photo, "position": position})
 
 

@@ -1,8 +1,10 @@
 """Index control: start a scan (all of the library or one folder), stop (pause) indexing, and the
 progress of what is being indexed.
 
-Stopping pauses the queue's `index` and `tag` jobs (JobQueue.pause): jobs in flight finish, the
-queued ones stay queued in SQLite, nothing is lost, and the next start resumes them. A pause lasts
+Stopping pauses the queue's `index` and `tag` jobs (JobQueue.pause_indexing): jobs in flight finish,
+the queued ones stay queued in SQLite, nothing is lost, and the next start resumes them. The pause
+state lives in the job queue, not here, so MQTT's `cmd/index` (pause/resume) and /status see and
+change the same state. A pause lasts
 until a start or a restart of the daemon (a restart always indexes: a forgotten pause must not
 leave a library unindexed for months). The watcher and periodic rescans keep queueing work
 while paused, so the start after a pause finds everything that arrived meanwhile.
@@ -29,19 +31,17 @@ from daemon.api.errors import ApiError, ErrorBody, bad_request, validated
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Scope
+from daemon.jobs.queue import PAUSABLE
 from daemon.library.importer import check_relative_folder
 
-PAUSABLE = ("index", "tag")
 RATE_WINDOW_S = 60.0
 RATE_SAMPLES = 20_000  # bounded: at most this many timestamps are kept per kind
 
 
 @dataclass
 class IndexControl:
-    """The web app's view of indexing: whether it was stopped here, and recent completions."""
+    """The web app's view of indexing: recent completions (for rates and the ETA)."""
 
-    paused: bool = False
-    paused_at: float | None = None
     indexed: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_SAMPLES))
     tagged: deque[float] = field(default_factory=lambda: deque(maxlen=RATE_SAMPLES))
 
@@ -113,7 +113,8 @@ async def progress(app: App, control: IndexControl) -> dict[str, Any]:
     files_rate = control.rate(control.indexed)
     tag_rate = control.rate(control.tagged)
     eta = None
-    if queued["index"] and files_rate > 0 and not control.paused:
+    paused = app.queue.paused
+    if queued["index"] and files_rate > 0 and not paused:
         eta = round(queued["index"] / files_rate, 1)
     elif not queued["index"]:
         eta = 0.0
@@ -121,8 +122,8 @@ async def progress(app: App, control: IndexControl) -> dict[str, Any]:
     stats = app.queue.stats
     return {
         "scanning": scanning,
-        "indexing": scanning or bool(app.queue.in_flight) or (not control.paused and any(queued.values())),
-        "paused": control.paused,
+        "indexing": scanning or bool(app.queue.in_flight) or (not paused and any(queued.values())),
+        "paused": paused,
         "queued": queued,
         "queued_total": sum(queued.values()),
         "done": {kind: stats.by_kind.get(kind, 0) for kind in sorted({*PAUSABLE, *stats.by_kind})},
@@ -171,11 +172,7 @@ async def start(request: web.Request, body: StartBody) -> Union[r202[StartAnswer
         if not folder.is_dir():
             raise ApiError(404, "not_found", f"there is no folder {rel!r} in the library", {"field": "path"})
         only = [os.fsencode(rel)]
-    control = request.app[INDEX_CONTROL]
-    resumed = control.paused
-    for kind in PAUSABLE:
-        app.queue.resume(kind)
-    control.paused, control.paused_at = False, None
+    resumed = app.queue.resume_indexing()
     app.spawn(app.scan(only), "index-start")
     return web.json_response({"started": True, "path": None if only is None else os.fsdecode(only[0]),
                               "resumed": resumed}, status=202)
@@ -191,12 +188,8 @@ async def stop(request: web.Request) -> r200[IndexProgress]:
     """
     app = _app(request)
     assert app.queue is not None
-    for kind in PAUSABLE:
-        app.queue.pause(kind)
-    control = request.app[INDEX_CONTROL]
-    if not control.paused:
-        control.paused, control.paused_at = True, time.time()
-    return web.json_response(await progress(app, control))
+    app.queue.pause_indexing()
+    return web.json_response(await progress(app, request.app[INDEX_CONTROL]))
 
 
 def setup_routes(web_app: web.Application, prefix: str) -> None:

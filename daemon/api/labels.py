@@ -26,6 +26,7 @@ from daemon.api.photos import Uid
 from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.events import bus as ev
+from daemon.store.db import Stage
 from daemon.timeutil import utcnow
 
 MAX_NAME = 100
@@ -232,9 +233,10 @@ def _raise(exc: LabelError) -> ApiError:
 
 
 async def _write(app: App, fn: Any) -> Any:
+    """A write that gets `(conn, stage)` and stages its events (Database.write_staged)."""
     assert app.db is not None
     try:
-        return await app.db.write(fn)
+        return await app.db.write_staged(fn)
     except LabelError as exc:
         raise _raise(exc) from None
 
@@ -274,13 +276,20 @@ async def change_label(request: web.Request, uid: LabelId, /, body: LabelChanges
 
     label_id = uid  # named uid in the route like every other resource's id
 
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
+        before = label_dict(conn, label_id)
         final, merged = label_id, False
         if body.name is not None:
             final, merged = rename_label(conn, label_id, body.name)
         if body.hidden is not None:
             set_label_hidden(conn, final, body.hidden)
-        return {**label_dict(conn, final), "merged": merged}
+        after = {**label_dict(conn, final), "merged": merged}
+        changes = [c for c, changed in (("renamed", after["name"] != before["name"]),
+                                        ("hidden", bool(after["hidden"]) != bool(before["hidden"]))) if changed]
+        if changes or merged:
+            stage(ev.LABEL_UPDATED, {"label": after["name"], "label_id": final, "changes": changes or ["renamed"],
+                                     "old_name": before["name"], "hidden": bool(after["hidden"]), "merged": merged})
+        return after
 
     return web.json_response(await _write(app, write))
 
@@ -294,15 +303,15 @@ async def add_label(request: web.Request, uid: Uid, /, body: PhotoLabelBody) -> 
     """
     app = _app(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[str, bool, list[dict[str, Any]]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> tuple[str, list[dict[str, Any]]]:
         name, created = add_photo_label(conn, uid, body.name)
-        return name, created, _photo_labels(conn, uid)
-
-    name, created, labels = await _write(app, write)
-    if app.events is not None:
         if created:
-            app.events.publish(ev.LABEL_CREATED, {"label": name, "photo": uid, "source": "manual"})
-        app.events.publish(ev.PHOTO_UPDATED, {"photo": uid, "changes": ["labels"], "label_added": name})
+            stage(ev.LABEL_CREATED, {"label": name, "photo": uid, "source": "manual"})
+        stage(ev.LABEL_UPDATED, {"label": name, "photo": uid, "changes": ["added"]})
+        stage(ev.PHOTO_UPDATED, {"photo": uid, "changes": ["labels"], "label_added": name})
+        return name, _photo_labels(conn, uid)
+
+    name, labels = await _write(app, write)
     return web.json_response({"photo": uid, "label": name, "labels": labels}, status=201)
 
 
@@ -317,13 +326,13 @@ async def remove_label(request: web.Request, uid: Uid, /,
     """
     app = _app(request)
 
-    def write(conn: sqlite3.Connection) -> tuple[str, list[dict[str, Any]]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> tuple[str, list[dict[str, Any]]]:
         removed = remove_photo_label(conn, uid, name)
+        stage(ev.LABEL_UPDATED, {"label": removed, "photo": uid, "changes": ["removed"]})
+        stage(ev.PHOTO_UPDATED, {"photo": uid, "changes": ["labels"], "label_removed": removed})
         return removed, _photo_labels(conn, uid)
 
     removed, labels = await _write(app, write)
-    if app.events is not None:
-        app.events.publish(ev.PHOTO_UPDATED, {"photo": uid, "changes": ["labels"], "label_removed": removed})
     return web.json_response({"photo": uid, "label": removed, "labels": labels})
 
 

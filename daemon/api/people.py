@@ -27,7 +27,9 @@ from daemon.api.errors import ApiError, not_found, validated
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Scope
+from daemon.events import bus as ev
 from daemon.store import people as store
+from daemon.store.db import Stage
 from daemon.store.people import PeopleError
 
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_-]+$")]
@@ -228,6 +230,16 @@ async def _write(request: web.Request, fn: Any) -> Any:
         raise _error(exc) from None
 
 
+async def _write_staged(request: web.Request, fn: Any) -> Any:
+    """A write that gets `(conn, stage)` and stages its events (Database.write_staged)."""
+    app = _app(request)
+    assert app.db is not None
+    try:
+        return await app.db.write_staged(fn)
+    except PeopleError as exc:
+        raise _error(exc) from None
+
+
 def _one_person(conn: sqlite3.Connection, uid: str) -> dict[str, Any]:
     found = people_list(conn, hidden=True, uid=uid)
     if not found:
@@ -271,14 +283,19 @@ async def change_person(request: web.Request, uid: Id, /, body: PersonChanges) -
 
     Tags: people
     """
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
+        before = _one_person(conn, uid)
         if body.name is not None:
             store.rename_person(conn, uid, body.name)
         if body.hidden is not None:
             store.set_hidden(conn, "person", uid, body.hidden)
-        return _one_person(conn, uid)
+        after = _one_person(conn, uid)
+        if after["name"] != before["name"]:
+            stage(ev.PERSON_NAMED, {"person": after["name"], "person_id": uid, "old_name": before["name"],
+                                    "created": False})
+        return after
 
-    return web.json_response(await _write(request, write))
+    return web.json_response(await _write_staged(request, write))
 
 
 @requires(Scope.WRITE)
@@ -288,11 +305,15 @@ async def merge_person(request: web.Request, uid: Id, /, body: IntoBody) -> r200
 
     Tags: people
     """
-    def write(conn: sqlite3.Connection) -> dict[str, Any]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
+        source = _one_person(conn, uid)
         store.merge_people(conn, uid, body.into)
-        return _one_person(conn, body.into)
+        target = _one_person(conn, body.into)
+        stage(ev.PERSON_MERGED, {"person": target["name"], "person_id": body.into, "merged": uid,
+                                 "merged_name": source["name"]})
+        return target
 
-    return web.json_response(await _write(request, write))
+    return web.json_response(await _write_staged(request, write))
 
 
 @requires(Scope.READ)
@@ -343,7 +364,13 @@ async def name_cluster(request: web.Request, uid: Id, /, body: NameBody) -> r201
 
     Tags: people
     """
-    named = await _write(request, lambda c: store.name_cluster(c, uid, body.name))
+    def write(conn: sqlite3.Connection, stage: Stage) -> dict[str, Any]:
+        named = store.name_cluster(conn, uid, body.name)
+        stage(ev.PERSON_NAMED, {"person": named["name"], "person_id": named["person"], "cluster": uid,
+                                "created": named["created"]})
+        return named
+
+    named = await _write_staged(request, write)
     return web.json_response(named, status=201 if named["created"] else 200)
 
 

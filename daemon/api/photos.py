@@ -23,8 +23,10 @@ from daemon.api.errors import ApiError, bad_request, not_found, validated
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Role, Scope
+from daemon.events import bus as ev
 from daemon.search import FACETS, MAX_QUERY_CHARS, ORDERS, SearchError, search
 from daemon.store import photo_edits, photo_pages
+from daemon.store.db import Stage
 
 log = logging.getLogger(__name__)
 
@@ -151,15 +153,30 @@ async def _apply(app: App, uids: list[str], changes: dict[str, Any]) -> tuple[in
         if changes["lat"] is not None and app.places is not None and app.pool is not None:
             place = await app.pool.run(app.places.lookup, changes["lat"], changes["lng"])
 
-    def write(conn: sqlite3.Connection) -> tuple[int, list[str]]:
+    def write(conn: sqlite3.Connection, stage: Stage) -> tuple[int, list[str]]:
         ids = photo_edits.photo_ids(conn, uids)
         for uid in uids:
             if uid in ids:
+                was_archived = bool(conn.execute("SELECT archived FROM photos WHERE id = ?", (ids[uid],)).fetchone()[0])
                 photo_edits.edit_photo(conn, ids[uid], changes, place=place)
+                _stage_edit(stage, uid, changes, was_archived)
         return len(ids), [u for u in uids if u not in ids]
 
     assert app.db is not None
-    return await app.db.write(write)
+    return await app.db.write_staged(write)
+
+
+def _stage_edit(stage: Stage, uid: str, changes: dict[str, Any], was_archived: bool) -> None:
+    """The events of one photo's edit, in its transaction: `photo.archived` when it was archived,
+    `photo.updated` naming the fields for everything else (a restore is `archived` going false)."""
+    fields = sorted({"location" if name in ("lat", "lng") else name for name in changes})
+    if "archived" in changes and bool(changes["archived"]) == was_archived:
+        fields.remove("archived")  # archiving an archived photo changes nothing
+    elif "archived" in changes and changes["archived"]:
+        fields.remove("archived")
+        stage(ev.PHOTO_ARCHIVED, {"photo": uid})
+    if fields:
+        stage(ev.PHOTO_UPDATED, {"photo": uid, "changes": fields, "archived": bool(changes.get("archived", was_archived))})
 
 
 @requires(Scope.READ)

@@ -38,8 +38,10 @@ from daemon.auth import passwords
 from daemon.auth import shares as store
 from daemon.auth.limiter import AddressLimiter, AttemptLimiter, Refused
 from daemon.auth.roles import Role, Scope
+from daemon.events import bus as ev
 from daemon.search import SearchError
 from daemon.store import photo_pages
+from daemon.store.db import Stage
 
 log = logging.getLogger(__name__)
 
@@ -179,13 +181,18 @@ async def create_share(request: web.Request, body: ShareBody) -> r201[ShareCreat
         except passwords.WeakPassword as exc:
             raise bad_request(str(exc), "password") from None
 
-    def create(conn: sqlite3.Connection) -> tuple[store.Share, str]:
-        return store.create_share(conn, user_id=who.user_id, album_uid=body.album, photo_uids=body.photos,
-                                  title=body.title, description=body.description, expires_at=expires,
-                                  password_hash=hashed, download=body.download)
+    def create(conn: sqlite3.Connection, stage: Stage) -> tuple[store.Share, str]:
+        share, token = store.create_share(conn, user_id=who.user_id, album_uid=body.album, photo_uids=body.photos,
+                                          title=body.title, description=body.description, expires_at=expires,
+                                          password_hash=hashed, download=body.download)
+        # never the token: whoever reads events must not be able to open the link
+        stage(ev.SHARE_CREATED, {"share": share.uid, "kind": share.kind, "album": share.album_uid,
+                                 "title": share.title, "user": who.username, "expires_at": expires,
+                                 "password": hashed is not None})
+        return share, token
 
     try:
-        share, token = await app.db.write(create)
+        share, token = await app.db.write_staged(create)
     except store.ShareError as exc:
         raise _api_error(exc) from None
     log.info("%s made share link %s (%s)", who.username, share.uid, share.kind)
@@ -397,7 +404,12 @@ async def shared(request: web.Request, token: ShareToken, /, s: str = SessionPar
     except SearchError as exc:
         raise ApiError(400, "bad_query", exc.message, {"field": exc.key}) from None
     if not cursor and request.method == "GET":
-        await app.db.write(lambda c: store.count_view(c, share.id))
+        def view(conn: sqlite3.Connection, stage: Stage) -> None:
+            store.count_view(conn, share.id)
+            stage(ev.SHARE_VIEWED, {"share": share.uid, "kind": share.kind, "album": share.album_uid,
+                                    "title": share.title, "views": share.views + 1})
+
+        await app.db.write_staged(view)
     return web.json_response(answer)
 
 

@@ -43,13 +43,14 @@ from aiohttp_pydantic.oas.typing import r200, r201, r202, r409, r415, r507
 from aiohttp_pydantic.uploaded_file import UploadedFile
 from pydantic import BaseModel, ConfigDict, Field
 
-from daemon.api.access import requires
+from daemon.api.access import principal, requires
 from daemon.api.errors import ApiError, ErrorBody, bad_request, not_found, validated
-from daemon.api.index_control import INDEX_CONTROL
 from daemon.api.keys import APP_KEY
 from daemon.app import App
 from daemon.auth.roles import Scope
+from daemon.events import bus as ev
 from daemon.library.exiftool import ExifTool
+from daemon.store.db import Stage
 from daemon.library.import_runs import ImportBusy, ImportRefused
 from daemon.library.importer import (SNIFF_BYTES, HashingWriter, NotMedia, check_content, check_layout,
                                      check_relative_folder, dated_folder, media_kind, place, remove_stale_temps,
@@ -284,17 +285,22 @@ async def _store(app: App, state: UploadState, staged: list[Staged]) -> list[str
     return folders
 
 
-async def _wait_indexed(app: App, state: UploadState, paths: list[str], timeout: float) -> None:
-    """Put the files' index jobs first in the queue and wait until they are stored (or timeout)."""
+async def _wait_indexed(app: App, state: UploadState, paths: list[str], timeout: float,
+                        uploaded: list[dict[str, Any]]) -> None:
+    """Put the files' index jobs first in the queue and wait until they are stored (or timeout).
+    The transaction that does so stages a `photo.uploaded` per stored file (`uploaded`): the files
+    are in the library and scanned by then, and the event commits with their queued jobs."""
     assert app.db is not None and app.queue is not None
     raw = [os.fsencode(p) for p in paths]
     marks = ",".join("?" * len(raw))
 
-    def bump(conn: sqlite3.Connection) -> None:
+    def bump(conn: sqlite3.Connection, stage: Stage) -> None:
         conn.execute(f"UPDATE jobs SET priority = ? WHERE kind = 'index' AND state = 'queued' AND file_id IN"
                      f" (SELECT id FROM files WHERE path IN ({marks}))", (PRIORITY_UPLOAD, *raw))
+        for data in uploaded:
+            stage(ev.PHOTO_UPLOADED, data)
 
-    await app.db.write(bump)
+    await app.db.write_staged(bump)
     app.queue.wake()
     rows = await app.db.fetchall(f"SELECT id, state FROM files WHERE path IN ({marks})", raw)
     loop = asyncio.get_running_loop()
@@ -407,8 +413,11 @@ async def upload(request: web.Request) -> web.StreamResponse:
                 async with asyncio.timeout(cfg["import.upload_wait"]):
                     await asyncio.gather(*pending)
         waited_for = [p for p in {item.path or item.duplicate_of for item in staged} if p]
-        paused = request.app[INDEX_CONTROL].paused
-        await _wait_indexed(app, state, waited_for, 0.0 if paused else cfg["import.upload_wait"])
+        paused = app.queue is not None and app.queue.paused
+        who = principal(request)
+        uploaded = [{"path": item.path, "name": item.sent_name, "size": item.size, "sha1": item.sha1,
+                     "user": who.username, "user_id": who.user_id, "via": who.via} for item in stored]
+        await _wait_indexed(app, state, waited_for, 0.0 if paused else cfg["import.upload_wait"], uploaded)
         answer = await _describe(app, staged)
     finally:
         for item in stored:

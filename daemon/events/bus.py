@@ -1,14 +1,17 @@
 """The event bus: one place where everything that happens in the library is announced, and one
 dispatcher that hands each event to every transport (MQTT, webhooks, the live stream).
 
-Why this shape (Frigate's): producers call `bus.publish(type, data)` and know nothing about who
-listens; a transport is one small module implementing `Transport`. Publishing only appends to an
-in-memory list and wakes a task, so the indexer never waits for a broker or a web server.
+Why this shape (Frigate's): producers know nothing about who listens; a transport is one small
+module implementing `Transport`. One rule for producers: a change stages its events inside the
+write transaction that makes it (`Database.write_staged` hands the function a `stage`, which ends
+in `EventBus.stage`), so a change and its events commit together; `announce` after the commit is
+the one fan-out (live listeners, and a wake-up for every transport's pump). Events that describe no
+change of data (index.started, storage.full, a failed command) are `publish`ed: a writer task
+stores them in a transaction of their own and then announces them the same way.
 
-Durable transports get every event exactly in the order it was published, from a persistent
-outbox (table `events`): a writer task stores events in batches and each durable transport keeps
-its own cursor (`event_cursors`), so MQTT and every webhook subscription progress on their own and
-resume after a broker outage or a daemon restart. Delivery is at least once; every event carries a
+Transports get every event exactly in the order it was stored, from the persistent outbox
+(daemon.events.outbox): each keeps its own cursor, so MQTT and every webhook subscription progress
+on their own and resume after a broker outage or a daemon restart. Delivery is at least once; every event carries a
 unique, time-sortable id (a ULID) that receivers de-duplicate by, which makes it exactly once as
 far as the receiver can tell. The outbox is bounded: the oldest undelivered events are dropped
 first and counted (meta 'events.dropped', shown in the status).
@@ -20,22 +23,17 @@ import asyncio
 import json
 import logging
 import os
-import secrets
 import sqlite3
 import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
 from typing import Any, AsyncIterator, Iterable, Protocol, runtime_checkable
 
+from daemon.events.outbox import (READ_BATCH, Event, ensure_cursor, events_after, event_time, instance_id,
+                                  keep_only_cursors, newest_seq, outbox_status, set_cursor, store_events)
 from daemon.store.db import Database
-from daemon.timeutil import utcnow
 
-
-def event_time() -> str:
-    """UTC ISO-8601 with milliseconds: events within one second still read in order."""
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +43,18 @@ PHOTO_ADDED = "photo.added"
 PHOTO_INDEXED = "photo.indexed"
 PHOTO_UPDATED = "photo.updated"
 PHOTO_ARCHIVED = "photo.archived"
+PHOTO_UPLOADED = "photo.uploaded"  # an upload was stored in the library (who uploaded it)
 LABEL_CREATED = "label.created"
+LABEL_UPDATED = "label.updated"  # renamed, hidden/shown, put on or taken off a photo by a user
 FACE_DETECTED = "face.detected"
 PERSON_RECOGNIZED = "person.recognized"
+PERSON_NAMED = "person.named"  # a person was named (a cluster named, or renamed)
+PERSON_MERGED = "person.merged"
 ALBUM_CREATED = "album.created"
 ALBUM_UPDATED = "album.updated"
+ALBUM_DELETED = "album.deleted"
+SHARE_CREATED = "share.created"
+SHARE_VIEWED = "share.viewed"  # a guest opened a share link
 INDEX_STARTED = "index.started"
 INDEX_FINISHED = "index.finished"
 IMPORT_FINISHED = "import.finished"
@@ -61,8 +66,9 @@ ERROR = "error"
 WEBHOOK_DISABLED = "webhook.disabled"
 
 EVENT_TYPES = (
-    PHOTO_ADDED, PHOTO_INDEXED, PHOTO_UPDATED, PHOTO_ARCHIVED, LABEL_CREATED, FACE_DETECTED,
-    PERSON_RECOGNIZED, ALBUM_CREATED, ALBUM_UPDATED, INDEX_STARTED, INDEX_FINISHED, IMPORT_FINISHED,
+    PHOTO_ADDED, PHOTO_INDEXED, PHOTO_UPDATED, PHOTO_ARCHIVED, PHOTO_UPLOADED, LABEL_CREATED, LABEL_UPDATED,
+    FACE_DETECTED, PERSON_RECOGNIZED, PERSON_NAMED, PERSON_MERGED, ALBUM_CREATED, ALBUM_UPDATED, ALBUM_DELETED,
+    SHARE_CREATED, SHARE_VIEWED, INDEX_STARTED, INDEX_FINISHED, IMPORT_FINISHED,
     LIBRARY_OFFLINE, LIBRARY_ONLINE, STORAGE_FULL, STORAGE_OK, ERROR, WEBHOOK_DISABLED,
 )
 
@@ -71,7 +77,6 @@ EVENT_TYPES = (
 # and counted rather than growing memory without bound on a 2 GB Pi.
 PENDING_MAX = 20_000
 WRITE_BATCH = 500
-READ_BATCH = 200
 LIVE_QUEUE = 1000
 
 
@@ -115,24 +120,6 @@ class UlidFactory:
         return "".join(reversed(chars))
 
 
-@dataclass
-class Event:
-    """One thing that happened. `seq` is its place in the outbox (0 until stored)."""
-
-    id: str
-    type: str
-    time: str
-    data: dict[str, Any]
-    seq: int = 0
-
-    def payload(self) -> dict[str, Any]:
-        """What every transport sends: {id, type, time, data}."""
-        return {"id": self.id, "type": self.type, "time": self.time, "data": self.data}
-
-    def body(self) -> bytes:
-        return json.dumps(self.payload(), separators=(",", ":"), ensure_ascii=False).encode()
-
-
 @runtime_checkable
 class Transport(Protocol):
     """A way out for events. `deliver` returns once the receiver has the event (MQTT PUBACK,
@@ -164,97 +151,12 @@ def type_matches(patterns: Iterable[str], event_type: str) -> bool:
     return False
 
 
-# -- the outbox: synchronous functions run inside the store's writer / reader threads --------------
-
-
-def store_events(conn: sqlite3.Connection, events: list[Event], outbox_max: int) -> int:
-    """Insert events (setting their seq), prune what every durable transport has delivered and
-    cut the oldest beyond `outbox_max`. Returns how many undelivered events the bound dropped."""
-    for ev in events:
-        cur = conn.execute("INSERT INTO events (id, type, time, data) VALUES (?, ?, ?, ?)",
-                           (ev.id, ev.type, ev.time, json.dumps(ev.data, ensure_ascii=False)))
-        ev.seq = int(cur.lastrowid or 0)
-    if not prune(conn):
-        return 0
-    count = conn.execute("SELECT count(*) FROM events").fetchone()[0]
-    dropped = max(0, count - outbox_max)
-    if dropped:
-        conn.execute("DELETE FROM events WHERE seq IN (SELECT seq FROM events ORDER BY seq LIMIT ?)", (dropped,))
-        add_dropped(conn, dropped)
-    return dropped
-
-
-def prune(conn: sqlite3.Connection) -> bool:
-    """Delete the events every durable transport has delivered. False if none keeps a cursor (then
-    nothing durable wants any event, and none is kept)."""
-    low = conn.execute("SELECT min(seq) FROM event_cursors").fetchone()[0]
-    if low is None:
-        conn.execute("DELETE FROM events")
-        return False
-    conn.execute("DELETE FROM events WHERE seq <= ?", (low,))
-    return True
-
-
-def add_dropped(conn: sqlite3.Connection, n: int) -> None:
-    conn.execute(
-        "INSERT INTO meta (key, value) VALUES ('events.dropped', ?)"
-        " ON CONFLICT (key) DO UPDATE SET value = CAST(value AS INTEGER) + excluded.value", (str(n),))
-
-
-def events_after(conn: sqlite3.Connection, seq: int, limit: int = READ_BATCH) -> list[Event]:
-    rows = conn.execute("SELECT seq, id, type, time, data FROM events WHERE seq > ? ORDER BY seq LIMIT ?",
-                        (seq, limit)).fetchall()
-    return [Event(id=r["id"], type=r["type"], time=r["time"], data=json.loads(r["data"]), seq=r["seq"])
-            for r in rows]
-
-
-def ensure_cursor(conn: sqlite3.Connection, name: str) -> int:
-    """The transport's cursor; a new transport starts at the newest event (no replay of history)."""
-    row = conn.execute("SELECT seq FROM event_cursors WHERE transport = ?", (name,)).fetchone()
-    if row is not None:
-        return int(row[0])
-    top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-    seq = int(top[0]) if top else 0
-    conn.execute("INSERT INTO event_cursors (transport, seq, updated_at) VALUES (?, ?, ?)", (name, seq, utcnow()))
-    return seq
-
-
-def set_cursor(conn: sqlite3.Connection, name: str, seq: int) -> None:
-    """Move a transport's cursor (never backwards) and drop what everyone has now delivered."""
-    conn.execute("UPDATE event_cursors SET seq = max(seq, ?), updated_at = ? WHERE transport = ?",
-                 (seq, utcnow(), name))
-    prune(conn)
-
-
-def drop_cursor(conn: sqlite3.Connection, name: str) -> None:
-    conn.execute("DELETE FROM event_cursors WHERE transport = ?", (name,))
-
-
-def keep_only_cursors(conn: sqlite3.Connection, names: Iterable[str]) -> None:
-    """Forget cursors of transports that are no longer configured, so they hold no events."""
-    names = list(names)
-    marks = ",".join("?" * len(names))
-    conn.execute(f"DELETE FROM event_cursors WHERE transport NOT IN ({marks})" if names
-                 else "DELETE FROM event_cursors", names)
-
-
-def instance_id(conn: sqlite3.Connection) -> str:
-    """This library's stable id (MQTT topics, zeroconf TXT, HA unique ids): made once, kept in meta."""
-    row = conn.execute("SELECT value FROM meta WHERE key = 'instance.id'").fetchone()
-    if row is not None:
-        return str(row[0])
-    value = secrets.token_hex(6)
-    conn.execute("INSERT INTO meta (key, value) VALUES ('instance.id', ?)", (value,))
-    return value
-
-
 # -- the bus ---------------------------------------------------------------------------------------
 
 
 @dataclass
 class _Pump:
     transport: Any
-    durable: bool
     window: int
     wake: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
@@ -301,16 +203,12 @@ class EventBus:
     # -- publishing -----------------------------------------------------------------------------------
 
     def publish(self, type: str, data: dict[str, Any] | None = None) -> Event:
-        """Announce an event. Never blocks and never raises for a full queue (it counts a drop);
-        safe from worker threads. Raises EventError for a bad type or data that is not JSON."""
-        if not isinstance(type, str) or not type or len(type) > 64 or "/" in type or "+" in type or "#" in type:
-            raise EventError(f"invalid event type {type!r}: a short name like 'photo.added' (no / + #)")
-        data = dict(data or {})
-        try:
-            json.dumps(data)
-        except (TypeError, ValueError) as exc:
-            raise EventError(f"event {type} data is not JSON-serialisable: {exc}") from None
-        event = Event(id=self.ids.new(), type=type, time=event_time(), data=data)
+        """Announce an event that describes no change of the library's data (a scan started, a disk
+        is full, a command failed): it goes into the outbox in a transaction of its own. A change
+        stages its events in the transaction that makes it instead (Database.write_staged).
+        Never blocks and never raises for a full queue (it counts a drop); safe from worker
+        threads. Raises EventError for a bad type or data that is not JSON."""
+        event = self._make(type, data)
         loop = self._loop
         if loop is None:
             raise EventError("the event bus is not started")
@@ -324,37 +222,45 @@ class EventBus:
             loop.call_soon_threadsafe(self._enqueue, event)
         return event
 
+    def _make(self, type: str, data: dict[str, Any] | None) -> Event:
+        if not isinstance(type, str) or not type or len(type) > 64 or "/" in type or "+" in type or "#" in type:
+            raise EventError(f"invalid event type {type!r}: a short name like 'photo.added' (no / + #)")
+        data = dict(data or {})
+        try:
+            json.dumps(data)
+        except (TypeError, ValueError) as exc:
+            raise EventError(f"event {type} data is not JSON-serialisable: {exc}") from None
+        return Event(id=self.ids.new(), type=type, time=event_time(), data=data)
+
     def stage(self, conn: sqlite3.Connection, type: str, data: dict[str, Any]) -> Event:
         """Write an event into the outbox inside the caller's write transaction, so it commits
         (or is lost) together with the change it describes: a kill -9 between the two cannot
-        lose it. Runs in the writer thread; call `announce` with the events after the commit."""
-        event = Event(id=self.ids.new(), type=type, time=event_time(), data=dict(data))
+        lose it. Runs in the writer thread (Database.write_staged calls it and, after the commit,
+        `announce`)."""
+        event = self._make(type, data)
         if self.durable_names:
             store_events(conn, [event], self.outbox_max)
         return event
 
     def announce(self, events: list[Event]) -> None:
-        """After the commit of staged events: hand them to live listeners and wake the pumps."""
+        """After the commit of stored events: hand them to live listeners and wake the pumps,
+        which deliver them from the outbox. The one fan-out every event goes through."""
         if not events:
             return
         self.published += len(events)
         for event in events:
             for q in list(self._live):
                 if q.full():
-                    q.get_nowait()
+                    q.get_nowait()  # a slow live listener loses the oldest, not the daemon
                 q.put_nowait(event)
         for pump in self._pumps.values():
             pump.wake.set()
-            if not pump.durable:
-                for event in events:
-                    self._deliver_live(pump, event)
 
     def _enqueue(self, event: Event) -> None:
         if len(self._pending) >= PENDING_MAX:
             self.dropped_memory += 1
             return
         self._pending.append(event)
-        self.published += 1
         self._unstored += 1
         self._flushed.clear()
         self._wake_writer.set()
@@ -371,55 +277,36 @@ class EventBus:
             self._wake_writer.clear()
             while self._pending:
                 batch = [self._pending.popleft() for _ in range(min(WRITE_BATCH, len(self._pending)))]
-                durable = bool(self.durable_names)
-                if durable:
+                if self.durable_names:
                     try:
                         await self.db.write(lambda c: store_events(c, batch, self.outbox_max))
                     except asyncio.CancelledError:
                         raise
                     except Exception as exc:  # a full disk must not stop the daemon
-                        # lost for durable transports, but live listeners (the app) still hear them:
-                        # storage.full itself is raised exactly when the outbox cannot grow
+                        # lost for durable transports, but live listeners (the app) still hear them
+                        # (announce wakes the pumps too, which find nothing new): storage.full
+                        # itself is raised exactly when the outbox cannot grow
                         log.error("could not store %d events in the outbox: %s: %s", len(batch),
                                   type(exc).__name__, exc)
                         self.dropped_memory += len(batch)
-                        for ev in batch:
-                            for q in list(self._live):
-                                if q.full():
-                                    q.get_nowait()
-                                q.put_nowait(ev)
-                        self._unstored -= len(batch)
-                        continue
-                for ev in batch:
-                    for q in list(self._live):
-                        if q.full():
-                            q.get_nowait()  # a slow live listener loses the oldest, not the daemon
-                        q.put_nowait(ev)
-                for pump in self._pumps.values():
-                    pump.wake.set()
-                    if not pump.durable:
-                        for ev in batch:
-                            self._deliver_live(pump, ev)
+                self.announce(batch)
                 self._unstored -= len(batch)
             self._flushed.set()
 
     # -- transports -----------------------------------------------------------------------------------
 
-    async def add_transport(self, transport: Any, *, durable: bool = True, window: int = 1) -> None:
-        """Start a transport and its pump. A durable one delivers from the outbox with its own
+    async def add_transport(self, transport: Any, *, window: int = 1) -> None:
+        """Start a transport and its pump, which delivers from the outbox with the transport's own
         cursor (`window` deliveries may be in flight at once, still started in order)."""
         name = transport.name
         if name in self._pumps:
             raise EventError(f"transport {name} is already running")
-        pump = _Pump(transport, durable, max(1, window))
-        if durable:
-            if name not in self.durable_names:
-                self.durable_names.add(name)
-            pump.cursor = await self.db.write(lambda c: ensure_cursor(c, name))
+        pump = _Pump(transport, max(1, window))
+        self.durable_names.add(name)
+        pump.cursor = await self.db.write(lambda c: ensure_cursor(c, name))
         await transport.start()
         self._pumps[name] = pump
-        if durable:
-            pump.task = asyncio.create_task(self._pump(pump), name=f"events-{name}")
+        pump.task = asyncio.create_task(self._pump(pump), name=f"events-{name}")
 
     async def remove_transport(self, name: str, *, forget: bool = False) -> None:
         pump = self._pumps.pop(name, None)
@@ -431,20 +318,6 @@ class EventBus:
         if forget:
             self.durable_names.discard(name)
             await self.db.write(lambda c: drop_cursor(c, name))
-
-    def _deliver_live(self, pump: _Pump, event: Event) -> None:
-        """Non-durable transports get each event once, now, in their own task."""
-        if not accepts(pump.transport, event):
-            return
-
-        async def run() -> None:
-            try:
-                await pump.transport.deliver(event)
-                pump.delivered += 1
-            except Exception as exc:
-                pump.last_error = str(exc)
-
-        asyncio.ensure_future(run())
 
     async def _pump(self, pump: _Pump) -> None:
         name = pump.transport.name
@@ -528,15 +401,7 @@ class EventBus:
     # -- status and stop ------------------------------------------------------------------------------
 
     async def status(self) -> dict[str, Any]:
-        def read(conn: sqlite3.Connection) -> dict[str, Any]:
-            outbox = conn.execute("SELECT count(*), max(seq) FROM events").fetchone()
-            dropped = conn.execute("SELECT value FROM meta WHERE key = 'events.dropped'").fetchone()
-            cursors = {r["transport"]: r["seq"] for r in conn.execute("SELECT transport, seq FROM event_cursors")}
-            top = conn.execute("SELECT seq FROM sqlite_sequence WHERE name = 'events'").fetchone()
-            return {"outbox": outbox[0], "dropped": int(dropped[0]) if dropped else 0, "cursors": cursors,
-                    "last_seq": int(top[0]) if top else 0}
-
-        info = await self.db.read(read)
+        info = await self.db.read(outbox_status)
         info["dropped"] += self.dropped_memory
         info["published"] = self.published
         transports = {}
@@ -571,10 +436,9 @@ class EventBus:
         if not self._pumps:
             self._loop = None
             return
-        top = await self.db.read(lambda c: c.execute(
-            "SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+        top = await self.db.read(newest_seq)
         for pump in self._pumps.values():
-            while (pump.durable and pump.task is not None and not pump.task.done() and pump.cursor < top
+            while (pump.task is not None and not pump.task.done() and pump.cursor < top
                    and getattr(pump.transport, "connected", True) and time.monotonic() < deadline):
                 await asyncio.sleep(0.05)
         for name in list(self._pumps):

@@ -1,8 +1,10 @@
 """The events room as the App sees it: the bus, the events raised by indexing and scanning, and
 the transports (MQTT, webhooks) and zeroconf announcer that `shoebox serve` adds.
 
-`app.events.publish(type, data)` is the one call any other part of the daemon needs (tagging,
-albums, the importer): see daemon.events.bus for the types and README for their data.
+A change raises its events by staging them in its own write transaction
+(`app.db.write_staged(lambda conn, stage: ...)`); `app.events.publish(type, data)` is for what
+changes no data (a failed command, a full disk). See daemon.events.bus for the types and README
+for their data.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from daemon.events.bus import Event, EventBus
 from daemon.library.indexer import StoreOutcome
 from daemon.library.scanner import ScanReport
 from daemon.library.thumbnails import ThumbSettings, thumb_path
+from daemon.store.db import Stage
 from daemon.store.status import library_status
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -29,8 +32,8 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-OUTCOME_QUEUE = 10_000
-_FINISHED = object()  # marker in the outcome queue: the index run ended after these outcomes
+# What MQTT `cmd/index` understands: empty (or start) scans and resumes, pause and resume.
+INDEX_WORDS = ("", "start", "resume", "pause")
 
 PHOTO_QUERY = (
     "SELECT f.path_text, p.uid, p.type, p.taken_at, p.width, p.height, p.city, p.country"
@@ -40,44 +43,39 @@ PHOTO_QUERY = (
 class IndexEvents:
     """Turns what the indexer stored and what the scanner found into events.
 
-    The indexer's callback only queues its outcome (it must not wait); one task looks up each
-    outcome's photo and publishes, so the events come out in the order the store wrote them."""
+    A photo's events are staged in the indexer's store transaction (`in_transaction`); the scan's
+    in the transaction that records the library's state. Only `index.finished`, raised when the
+    queue runs empty, describes no change and is published on its own."""
 
     def __init__(self, app: "App", bus: EventBus) -> None:
         self.app = app
         self.bus = bus
-        self.queue: asyncio.Queue[Any] = asyncio.Queue(OUTCOME_QUEUE)
-        self.lost = 0
         self.running = False  # an index run (index.started sent, index.finished not yet)
         self.counts: dict[str, int] = {}
         self.started_at = 0.0
-        self._task: asyncio.Task[None] | None = None
         self._waiter: asyncio.Task[None] | None = None
 
-    def start(self) -> None:
-        self._task = asyncio.create_task(self._publish_forever(), name="events-index")
-
-    def in_transaction(self, conn: sqlite3.Connection, o: StoreOutcome) -> None:
+    def in_transaction(self, conn: sqlite3.Connection, o: StoreOutcome, stage: Stage) -> None:
         """Indexer hook, inside its store transaction (writer thread): stage the photo's events in
         the outbox so they commit with the photo; a kill -9 cannot separate the two."""
         row = conn.execute(PHOTO_QUERY, (o.photo_id, o.file_id)).fetchone()
         path = row["path_text"] if row else None
         if o.error is not None:
-            o.events.append(self.bus.stage(conn, ev.ERROR, {"kind": "index", "path": path, "error": o.error}))
+            stage(ev.ERROR, {"kind": "index", "path": path, "error": o.error})
             return
         if o.duplicate or row is None or row["uid"] is None:
             return
         photo = {"photo": row["uid"], "path": path, "type": row["type"], "taken_at": row["taken_at"],
                  "width": row["width"], "height": row["height"], "city": row["city"], "country": row["country"]}
         if o.created:
-            o.events.append(self.bus.stage(conn, ev.PHOTO_ADDED, photo))
-            o.events.append(self.bus.stage(conn, ev.PHOTO_INDEXED, {**photo, "new": True}))
+            stage(ev.PHOTO_ADDED, photo)
+            stage(ev.PHOTO_INDEXED, {**photo, "new": True})
         else:
-            o.events.append(self.bus.stage(conn, ev.PHOTO_INDEXED, {**photo, "new": False}))
-            o.events.append(self.bus.stage(conn, ev.PHOTO_UPDATED, {**photo, "moved": o.moved}))
+            stage(ev.PHOTO_INDEXED, {**photo, "new": False})
+            stage(ev.PHOTO_UPDATED, {**photo, "moved": o.moved})
 
     def on_stored(self, o: StoreOutcome) -> None:
-        """App listener, after the commit: count for index.finished and announce what was staged."""
+        """App listener, after the commit: count for index.finished."""
         key = ("errors" if o.error is not None else "duplicates" if o.duplicate
                else "indexed" if o.photo_id is not None else None)
         if key is not None:
@@ -85,87 +83,48 @@ class IndexEvents:
         if key == "indexed":
             added = "added" if o.created else "updated"
             self.counts[added] = self.counts.get(added, 0) + 1
-        self.bus.announce(o.events)
-
-    def on_tagged(self, outcome: Any) -> None:
-        """App tag listener (daemon.vision.tagger.TagOutcome): labels, faces, people."""
-        try:
-            self.queue.put_nowait(outcome)
-        except asyncio.QueueFull:
-            self.lost += 1
 
     async def on_scan(self, report: ScanReport) -> None:
-        """Called by App.scan after every scan: library offline/online, and the start of a run."""
+        """Called by App.scan after every scan: library offline/online, and the start of a run,
+        staged in the transaction that records the library's state."""
         db = self.app.db
         assert db is not None
         state = "offline" if report.status == "skipped" else "online" if report.status == "done" else None
-        if state is not None:
-            def swap(conn: sqlite3.Connection) -> str | None:
-                row = conn.execute("SELECT value FROM meta WHERE key = 'events.library'").fetchone()
-                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('events.library', ?)", (state,))
-                return row[0] if row else None
+        starts = bool(report.queued) and not self.running
+        if state is None and not starts:
+            return
+        library = str(self.app.library)
 
-            before = await db.write(swap)
-            if state == "offline" and before != "offline":
-                self.bus.publish(ev.LIBRARY_OFFLINE, {"library": str(self.app.library), "reason": report.reason})
-            elif state == "online" and before == "offline":
-                self.bus.publish(ev.LIBRARY_ONLINE, {"library": str(self.app.library), "files_back": report.online})
-        if report.queued and not self.running:
+        def record(conn: sqlite3.Connection, stage: Stage) -> None:
+            if state is not None:
+                row = conn.execute("SELECT value FROM meta WHERE key = 'events.library'").fetchone()
+                before = row[0] if row else None
+                conn.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('events.library', ?)", (state,))
+                if state == "offline" and before != "offline":
+                    stage(ev.LIBRARY_OFFLINE, {"library": library, "reason": report.reason})
+                elif state == "online" and before == "offline":
+                    stage(ev.LIBRARY_ONLINE, {"library": library, "files_back": report.online})
+            if starts:
+                stage(ev.INDEX_STARTED, {"queued": report.queued, "added": report.added, "changed": report.changed})
+
+        if starts:
             self.running = True
             self.counts = {"indexed": 0, "added": 0, "updated": 0, "errors": 0, "duplicates": 0}
             self.started_at = time.monotonic()
-            self.bus.publish(ev.INDEX_STARTED, {"queued": report.queued, "added": report.added,
-                                                "changed": report.changed})
-            # photo events are staged in the index transactions: index.started must be in the
-            # outbox before the first of them commits
-            await self.bus.flush()
+        await db.write_staged(record)
+        if starts:
             self._waiter = asyncio.create_task(self._wait_for_idle(), name="events-index-idle")
 
     async def _wait_for_idle(self) -> None:
         assert self.app.queue is not None
         await self.app.queue.wait_idle()
-        await self.queue.put(_FINISHED)
+        self.running = False
+        self.bus.publish(ev.INDEX_FINISHED, {**self.counts, "seconds": round(time.monotonic() - self.started_at, 1)})
 
-    async def _publish_forever(self) -> None:
-        while True:
-            item = await self.queue.get()
-            try:
-                if item is _FINISHED:
-                    self.running = False
-                    self.bus.publish(ev.INDEX_FINISHED, {**self.counts,
-                                                         "seconds": round(time.monotonic() - self.started_at, 1)})
-                    continue
-                self._publish_tags(item)
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("events: could not publish an index outcome")
-            finally:
-                self.queue.task_done()
-
-    def _publish_tags(self, t: Any) -> None:
-        for name in t.new_labels:
-            self.bus.publish(ev.LABEL_CREATED, {"label": name, "photo": t.photo_uid})
-        if t.faces:
-            self.bus.publish(ev.FACE_DETECTED, {"photo": t.photo_uid, "faces": t.faces})
-        for r in t.recognized:
-            self.bus.publish(ev.PERSON_RECOGNIZED, {
-                "person": r.get("name"), "person_id": r.get("person"), "photo": t.photo_uid,
-                "confidence": r.get("similarity"), "face": r.get("face")})
-
-    async def stop(self, timeout: float = 5.0) -> None:
-        """Publish what the indexer stored before the queue stopped, then stop."""
+    async def stop(self) -> None:
         if self._waiter is not None:
             self._waiter.cancel()
-        if self._task is not None and not self._task.done():
-            try:
-                await asyncio.wait_for(self.queue.join(), timeout)
-            except asyncio.TimeoutError:
-                log.warning("events: %d index outcomes not published at shutdown", self.queue.qsize())
-        for task in (self._waiter, self._task):
-            if task is not None:
-                task.cancel()
-                await asyncio.gather(task, return_exceptions=True)
+            await asyncio.gather(self._waiter, return_exceptions=True)
 
 
 class EventService:
@@ -201,11 +160,9 @@ class EventService:
             names.append("mqtt")
         self.bus.durable_names = set(names)
         await self.bus.start()
-        self.index.start()
         self.app.listeners.append(self.index.on_stored)
         assert self.app.indexer is not None
         self.app.indexer.tx_hooks.append(self.index.in_transaction)
-        self.app.tag_listeners.append(self.index.on_tagged)
 
     async def start_transports(self) -> None:
         """MQTT and webhooks (`shoebox serve` only)."""
@@ -224,7 +181,7 @@ class EventService:
                 load_announced=lambda: db.read(load_announced),
                 save_announced=lambda topics: db.write(lambda conn: record_announced(conn, topics)))
             # 64 in flight: one broker round trip per event would cap delivery at a few hundred a second
-            await self.bus.add_transport(self.mqtt, durable=True, window=64)
+            await self.bus.add_transport(self.mqtt, window=64)
         self.webhooks = WebhookManager(db, self.bus, WebhookSettings.from_section(cfg.section("webhooks")),
                                        user_agent=f"Shoebox/{__version__}")
         await self.webhooks.start()
@@ -266,7 +223,7 @@ class EventService:
         return {"photos": status["photos"]["total"], "videos": status["photos"]["videos"], "people": people,
                 "queue": status["queue"]["total"], "last_indexed": status["last_indexed"], "indexing": indexing,
                 "offline": status["photos"]["offline"], "errors": status["files"]["errors"],
-                "latest_photo": latest,
+                "latest_photo": latest, "paused": bool(app.queue and app.queue.paused),
                 # "full" while indexing waits for disk space (storage.full / storage.ok events)
                 "storage": "full" if app.storage is not None and app.storage.paused else "ok"}
 
@@ -289,6 +246,22 @@ class EventService:
         """A command from home automation (MQTT `<base>/<id>/cmd/<name>`)."""
         app = self.app
         log.info("command %s received", name)
+        if name == "index":
+            word = payload.decode(errors="replace").strip().lower()
+            if word not in INDEX_WORDS:
+                self.publish(ev.ERROR, {"kind": "command", "command": name,
+                                        "error": f"unknown cmd/index payload {word!r}; known: "
+                                                 "empty or start, pause, resume"})
+                return
+            assert app.queue is not None
+            if word == "pause":
+                app.queue.pause_indexing()  # the same pause as POST /api/v1/index/stop
+                if self.mqtt is not None:
+                    self.mqtt.request_state()
+                return
+            app.queue.resume_indexing()  # as POST /api/v1/index/start: resume, then look for news
+            if self.mqtt is not None:
+                self.mqtt.request_state()
         if name in ("index", "rescan"):
             report = await app.scan()
             if report.status != "done":
@@ -310,7 +283,6 @@ class EventService:
     async def status(self) -> dict[str, Any]:
         info = await self.bus.status()
         info["instance_id"] = self.instance_id
-        info["dropped"] += self.index.lost
         if self.announcer is not None:
             info["zeroconf"] = self.announcer.status()
         return info

@@ -43,10 +43,10 @@ from urllib.parse import urlsplit
 import aiohttp
 
 from daemon.events.targets import GuardedResolver, TargetPolicy, refused_in
-from daemon.events.bus import (EVENT_TYPES, WEBHOOK_DISABLED, Event, EventBus, TransportStopped, drop_cursor,
-                               ensure_cursor, type_matches)
+from daemon.events.bus import EVENT_TYPES, WEBHOOK_DISABLED, Event, EventBus, TransportStopped, type_matches
+from daemon.events.outbox import drop_cursor, ensure_cursor
 from daemon.redaction import mask_url
-from daemon.store.db import Database
+from daemon.store.db import Database, Stage
 from daemon.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -305,8 +305,13 @@ class WebhookTransport:
             disable = None
             if not ok and failures >= m.settings.max_failures:
                 disable = f"{failures} failed deliveries in a row; last: {error}"
-            await m.db.write(lambda c: _record_attempt(c, sub.id, event, attempt, ok, status, latency_ms, error,
-                                                       failures, retry_at, disable))
+            def record(conn: sqlite3.Connection, stage: Stage) -> None:
+                _record_attempt(conn, sub.id, event, attempt, ok, status, latency_ms, error, failures, retry_at,
+                                disable)
+                if disable is not None:  # turned off and announced in one transaction
+                    stage(WEBHOOK_DISABLED, {"webhook": sub.id, "reason": disable})
+
+            await m.db.write_staged(record)
             sub.failures, sub.retry_at = failures, retry_at
             if ok:
                 return
@@ -314,7 +319,6 @@ class WebhookTransport:
             if disable is not None:
                 sub.enabled, sub.disabled_reason = False, disable
                 log.warning("webhook %d (%s) disabled: %s", sub.id, mask_url(sub.url), disable)
-                m.bus.publish(WEBHOOK_DISABLED, {"webhook": sub.id, "reason": disable})
                 raise TransportStopped(disable)
 
 
@@ -400,7 +404,7 @@ class WebhookManager:
             if sub.enabled and wid not in self.transports:
                 t = WebhookTransport(sub, self)
                 self.transports[wid] = t
-                await self.bus.add_transport(t, durable=True, window=1)
+                await self.bus.add_transport(t, window=1)
 
     async def _reload_forever(self) -> None:
         while True:

@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 
 PRIORITY_INDEX = 10
 PRIORITY_TAG = 50
+# What "pause indexing" stops (the API's POST /index/stop, MQTT cmd/index "pause"): indexing and tagging.
+PAUSABLE = ("index", "tag")
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,9 @@ class JobQueue:
         self._idle = asyncio.Event()
         self._stopping = False
         self._paused_kinds: set[str] = set()
+        #: When indexing was paused (time.time()), None while it runs. The one pause state the API,
+        #: the MQTT commands and /status all read and change (see pause_indexing).
+        self.paused_at: float | None = None
         self._runner: asyncio.Task[None] | None = None
         self.stats = QueueStats()
 
@@ -112,6 +117,29 @@ class JobQueue:
     def resume(self, kind: str) -> None:
         self._paused_kinds.discard(kind)
         self.wake()
+
+    def pause_indexing(self) -> bool:
+        """Stop starting index and tag jobs: those in flight finish, queued ones stay queued in
+        SQLite. Lasts until resume_indexing or a restart (a restart always indexes: a forgotten
+        pause must not leave a library unindexed for months). False if it was paused already."""
+        for kind in PAUSABLE:
+            self.pause(kind)
+        if self.paused_at is not None:
+            return False
+        self.paused_at = time.time()
+        return True
+
+    def resume_indexing(self) -> bool:
+        """Start index and tag jobs again. False if indexing was not paused."""
+        was = self.paused_at is not None
+        for kind in PAUSABLE:
+            self.resume(kind)
+        self.paused_at = None
+        return was
+
+    @property
+    def paused(self) -> bool:
+        return self.paused_at is not None
 
     def wake(self) -> None:
         """New jobs were queued: look again now instead of at the next poll."""

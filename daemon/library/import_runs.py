@@ -216,16 +216,21 @@ class ImportRuns:
                 await asyncio.to_thread(self._save, report)
             except OSError as exc:
                 log.error("import %s: cannot store the report: %s", report.id, exc)
-            self._announce(report, time.monotonic() - started)
+            await self._announce(report, time.monotonic() - started)
         return report
 
-    def _announce(self, report: ImportReport, seconds: float) -> None:
+    async def _announce(self, report: ImportReport, seconds: float) -> None:
+        """import.finished, staged in a transaction of its own once the report is saved and the new
+        folders are scanned (their file rows committed before): in the outbox before run_import returns."""
         counts = report.counts()
         log.info("import %s %s: %s", report.id, report.state, ", ".join(f"{v} {k}" for k, v in counts.items()))
-        if self.app.events is not None:
-            self.app.events.publish(ev.IMPORT_FINISHED, {
-                "id": report.id, "source": report.source, "move": report.move, "state": report.state,
-                "error": report.error, **counts, "seconds": round(seconds, 1)})
+        data = {"id": report.id, "source": report.source, "move": report.move, "state": report.state,
+                "error": report.error, **counts, "seconds": round(seconds, 1)}
+        assert self.app.db is not None
+        try:
+            await self.app.db.write_staged(lambda conn, stage: stage(ev.IMPORT_FINISHED, data))
+        except Exception as exc:  # a full disk: the report on disk still says what happened
+            log.error("import %s: cannot store its import.finished event: %s", report.id, exc)
 
     def _taken(self, path: Path, sidecars: list[Path], mtime: float) -> tuple[dt.datetime, str]:
         cfg = self.app.config

@@ -46,7 +46,7 @@ from daemon.library.sources import Source, may_replace
 from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
 from daemon.library.volume import LibraryVolume
 from daemon.places.index import Place, PlaceIndex
-from daemon.store.db import Database
+from daemon.store.db import Database, Stage
 from daemon.timeutil import utcnow
 
 log = logging.getLogger(__name__)
@@ -110,12 +110,11 @@ class StoreOutcome:
     moved: bool = False
     duplicate: bool = False
     error: str | None = None
-    events: list[Any] = field(default_factory=list)  # staged in the store transaction (daemon.events)
 
 
-# Called inside the store transaction with what was stored (the events service stages its
-# events there, so they commit together with the photo).
-TxHook = Callable[[sqlite3.Connection, "StoreOutcome"], None]
+# Called inside the store transaction with what was stored and the transaction's `stage` (the
+# events service stages the photo's events there, so they commit together with the photo).
+TxHook = Callable[[sqlite3.Connection, "StoreOutcome", Stage], None]
 
 
 class Indexer:
@@ -274,7 +273,8 @@ class Indexer:
             raise  # permanent (the queue retries, then records it) or a full disk (the queue pauses)
         extracted.timings["hash"] = hash_time
         t1 = time.perf_counter()
-        outcome = await self.db.write(lambda c: self._with_hooks(c, self._store(c, job, row, extracted)))
+        outcome = await self.db.write_staged(
+            lambda c, stage: self._with_hooks(c, stage, self._store(c, job, row, extracted)))
         extracted.timings["store"] = time.perf_counter() - t1
         self.times.add(extracted.timings)
         self.times.files += 1
@@ -300,7 +300,8 @@ class Indexer:
         raise exc
 
     async def _record_error(self, job: Job, row: sqlite3.Row, reason: str) -> None:
-        outcome = await self.db.write(lambda c: self._with_hooks(c, self._store_error(c, job, row, reason)))
+        outcome = await self.db.write_staged(
+            lambda c, stage: self._with_hooks(c, stage, self._store_error(c, job, row, reason)))
         if self.on_stored is not None:
             self.on_stored(outcome)
 
@@ -310,16 +311,16 @@ class Indexer:
         if row is None:
             await self.db.write(lambda c: finish(c, job))
             return
-        outcome = await self.db.write(
-            lambda c: self._with_hooks(c, self._store_error(c, job, row, f"indexing failed: {reason}")))
+        outcome = await self.db.write_staged(
+            lambda c, stage: self._with_hooks(c, stage, self._store_error(c, job, row, f"indexing failed: {reason}")))
         if self.on_stored is not None:
             self.on_stored(outcome)
 
     # -- store step: runs in the writer thread --------------------------------------------------------
 
-    def _with_hooks(self, conn: sqlite3.Connection, outcome: StoreOutcome) -> StoreOutcome:
+    def _with_hooks(self, conn: sqlite3.Connection, stage: Stage, outcome: StoreOutcome) -> StoreOutcome:
         for hook in self.tx_hooks:
-            hook(conn, outcome)
+            hook(conn, outcome, stage)
         return outcome
 
     @staticmethod

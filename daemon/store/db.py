@@ -15,6 +15,11 @@ one connection and never queues the reads behind it. Every connection the store 
 (SQLite refuses to define a function while any statement on the connection is still running, so
 registering per query broke every search run inside another query's loop), and statements can be
 given deadlines (daemon.store.deadlines), which is how a search is held to its time budget.
+
+Events follow one rule: the code that makes a change stages the events describing it inside the
+very transaction that makes it (`write_staged` hands the function a `stage(type, data)`), so they
+commit or roll back together, and they are announced (delivered from the outbox) only after the
+commit. A kill -9 between the commit and the delivery loses nothing: the events wait in the outbox.
 """
 
 from __future__ import annotations
@@ -27,7 +32,7 @@ import sqlite3
 from contextlib import asynccontextmanager
 from importlib import resources
 from pathlib import Path
-from typing import Any, AsyncIterator, Callable, Iterable, Sequence, TypeVar
+from typing import Any, AsyncIterator, Callable, Iterable, Protocol, Sequence, TypeVar
 
 import aiosqlite
 
@@ -39,6 +44,20 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 MIGRATION_NAME = re.compile(r"^(\d{4})_[a-z0-9_]+\.sql$")
+
+
+#: What a staged write function is given: `stage("album.created", {...})` puts the event into the
+#: outbox inside the current transaction (daemon.events.bus for the types).
+Stage = Callable[[str, dict[str, Any]], None]
+
+
+class Outbox(Protocol):
+    """Where staged events go (daemon.events.bus.EventBus): `stage` runs in the writer thread inside
+    the transaction, `announce` on the event loop after the commit."""
+
+    def stage(self, conn: sqlite3.Connection, type: str, data: dict[str, Any]) -> Any: ...
+
+    def announce(self, events: list[Any]) -> None: ...
 
 
 class StoreError(RuntimeError):
@@ -168,6 +187,9 @@ class Database:
         #: Counts write transactions: a reader's result computed at generation g is still true
         #: while the generation is g (this process is the only writer of its data directory).
         self.generation = 0
+        #: The event outbox `write_staged` stages into; the App wires the event bus here. Without
+        #: one (a tool that opens the store alone) there is nobody to tell and staging does nothing.
+        self.outbox: Outbox | None = None
 
     @classmethod
     async def open(cls, path: Path, *, readers: int = 2, query_seconds: float | None = None) -> "Database":
@@ -247,6 +269,25 @@ class Database:
                 return await self._run(self._writer, lambda conn: in_transaction(conn, fn))
             finally:
                 self.generation += 1
+
+    async def write_staged(self, fn: Callable[[sqlite3.Connection, Stage], T]) -> T:
+        """Like `write`, and fn gets a `stage(type, data)` as well: the events it stages are stored
+        in the outbox inside the same transaction (a rollback takes them too) and announced to the
+        transports once it committed."""
+        outbox = self.outbox
+        staged: list[Any] = []
+
+        def run(conn: sqlite3.Connection) -> T:
+            def stage(type: str, data: dict[str, Any]) -> None:
+                if outbox is not None:
+                    staged.append(outbox.stage(conn, type, data))
+
+            return fn(conn, stage)
+
+        result = await self.write(run)
+        if staged and outbox is not None:
+            outbox.announce(staged)
+        return result
 
     async def execute_write(self, sql: str, params: Sequence[Any] | dict[str, Any] = ()) -> int:
         """One write statement in its own transaction; returns the number of rows changed."""

@@ -32,7 +32,8 @@ from PIL import Image
 from daemon.jobs.pool import WorkerPool
 from daemon.jobs.queue import PRIORITY_TAG, Job, enqueue, finish
 from daemon.library.thumbnails import ThumbSettings, thumb_path, write_atomic
-from daemon.store.db import Database
+from daemon.events import bus as ev
+from daemon.store.db import Database, Stage
 from daemon.timeutil import utcnow
 from daemon.vision.faces import Face, FaceDetector, FaceEmbedder, detect_faces
 from daemon.vision.labels import Classifier, LabelResult, load_categories, load_rules
@@ -240,7 +241,7 @@ class Tagger:
             return
         for task, why in result.skipped.items():
             log.info("tagging %s: %s skipped: %s", photo["uid"], task, why)
-        outcome = await self.db.write(lambda c: self._store(c, job, photo, result))
+        outcome = await self.db.write_staged(lambda c, stage: self._store(c, job, photo, result, stage))
         self.done += 1
         now = time.monotonic()
         self.seconds += time.perf_counter() - start
@@ -267,7 +268,10 @@ class Tagger:
 
     # -- store step (writer thread) --------------------------------------------------------------------
 
-    def _store(self, conn: sqlite3.Connection, job: Job, photo: sqlite3.Row, result: TagResult) -> TagOutcome:
+    def _store(self, conn: sqlite3.Connection, job: Job, photo: sqlite3.Row, result: TagResult,
+               stage: Stage) -> TagOutcome:
+        """Store the result and stage its events (label.created, face.detected, person.recognized)
+        in the same transaction: a crash after the commit cannot lose them, one before it loses both."""
         now = utcnow()
         photo_id = photo["id"]
         outcome = TagOutcome(photo_id=photo_id, photo_uid=photo["uid"])
@@ -293,6 +297,14 @@ class Tagger:
         conn.execute(f"UPDATE photos SET {', '.join(f'{k} = ?' for k in updates)} WHERE id = ?",
                      (*updates.values(), photo_id))
         finish(conn, job)
+        uid = outcome.photo_uid
+        for name in outcome.new_labels:
+            stage(ev.LABEL_CREATED, {"label": name, "photo": uid})
+        if outcome.faces:
+            stage(ev.FACE_DETECTED, {"photo": uid, "faces": outcome.faces})
+        for r in outcome.recognized:
+            stage(ev.PERSON_RECOGNIZED, {"person": r.get("name"), "person_id": r.get("person"), "photo": uid,
+                                         "confidence": r.get("similarity"), "face": r.get("face")})
         return outcome
 
     @staticmethod

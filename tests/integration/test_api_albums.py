@@ -115,7 +115,7 @@ async def test_a_hand_made_album_from_creation_to_deletion(copy: tuple[Path, Pat
         assert kinds == [("album.created", "created"), ("album.updated", "photos_added"),
                          ("album.updated", "photos_moved"), ("album.updated", "photos_moved"),
                          ("album.updated", "photos_moved"), ("album.updated", "edited"),
-                         ("album.updated", "photos_removed"), ("album.updated", "deleted")]
+                         ("album.updated", "photos_removed"), ("album.deleted", "deleted")]
         assert all(e["data"]["album"] == uid for e in seen if e["type"].startswith("album."))
         assert seen[0]["data"]["photos"] == 3
         edited = next(e for e in seen if e["data"].get("change") == "edited")

@@ -238,7 +238,8 @@ async def test_labels_renamed_merged_hidden_added_removed_and_kept_through_a_ret
             assert r.status == 404
         types = [(e["type"], e["data"].get("label") or e["data"].get("label_added") or e["data"].get("label_removed"))
                  for e in seen]
-        assert types == [("label.created", "Holiday"), ("photo.updated", "Holiday"), ("photo.updated", dropped)]
+        assert types == [("label.created", "Holiday"), ("label.updated", "Holiday"), ("photo.updated", "Holiday"),
+                         ("label.updated", dropped), ("photo.updated", dropped)]
 
         # rename a classifier label; then rename "Holiday" to the same new name: merged into it
         r = await client.patch(f"/api/v1/labels/{by_name[renamed]['id']}", json={"name": "Stones"}, headers=h)

@@ -8,6 +8,7 @@ from pathlib import Path
 from daemon.app import App
 from daemon.events.webhooks import create_webhook
 from daemon.library.indexer import StoreOutcome
+from daemon.store.db import Stage
 from tests.conftest import copy_sample
 from tests.integration.support import make_config, query
 
@@ -30,7 +31,7 @@ async def test_a_photo_and_its_events_commit_or_roll_back_together(library: Path
         await app.db.write(lambda c: create_webhook(c, "http://127.0.0.1:9/hook", ["photo.*"], "s" * 20))
         app.events.bus.durable_names.add("webhook:1")
 
-        def power_cut(conn: sqlite3.Connection, outcome: StoreOutcome) -> None:
+        def power_cut(conn: sqlite3.Connection, outcome: StoreOutcome, stage: Stage) -> None:
             if outcome.photo_id is not None:
                 raise RuntimeError("power cut inside the store transaction")
 
