@@ -6,21 +6,51 @@ export function parseLocal(s: string | null | undefined): Date | null {
   return new Date(+m[1], +m[2] - 1, +m[3], +(m[4] ?? 0), +(m[5] ?? 0), +(m[6] ?? 0));
 }
 
+/**
+ * Intl formatters are costly to build (toLocaleString with options builds one per call, ~0.3 ms),
+ * and the timeline formats a label for every tile and header it renders while scrolling: one
+ * formatter per locale and style, reused.
+ */
+const formatters = new Map<string, Intl.DateTimeFormat>();
+function formatter(locale: string | undefined, style: string, options: Intl.DateTimeFormatOptions): Intl.DateTimeFormat {
+  const key = `${locale ?? ""}|${style}`;
+  let f = formatters.get(key);
+  if (!f) {
+    f = new Intl.DateTimeFormat(locale, options);
+    formatters.set(key, f);
+  }
+  return f;
+}
+
+/** Month and day headers repeat every frame while scrolling: their text is kept once made. */
+const labels = new Map<string, string>();
+function remembered(key: string, make: () => string): string {
+  let text = labels.get(key);
+  if (text === undefined) {
+    text = make();
+    if (labels.size > 5000) labels.clear();
+    labels.set(key, text);
+  }
+  return text;
+}
+
 export function monthLabel(key: string, locale?: string): string {
   const m = /^(\d{4})-(\d{2})$/.exec(key);
   if (!m) return key;
-  return new Date(+m[1], +m[2] - 1, 1).toLocaleDateString(locale, { month: "long", year: "numeric" });
+  return remembered(`m|${locale ?? ""}|${key}`, () =>
+    formatter(locale, "month", { month: "long", year: "numeric" }).format(new Date(+m[1], +m[2] - 1, 1)));
 }
 
 export function dayLabel(key: string, locale?: string): string {
   const d = parseLocal(key);
   if (!d) return key;
-  return d.toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short", year: "numeric" });
+  return remembered(`d|${locale ?? ""}|${key}`, () =>
+    formatter(locale, "day", { weekday: "short", day: "numeric", month: "short", year: "numeric" }).format(d));
 }
 
 export function dateTime(s: string | null | undefined, locale?: string): string {
   const d = parseLocal(s);
-  return d ? d.toLocaleString(locale, { dateStyle: "full", timeStyle: "short" }) : "";
+  return d ? formatter(locale, "full", { dateStyle: "full", timeStyle: "short" }).format(d) : "";
 }
 
 /** "+02:00" from an offset in minutes (or a ready "+02:00" string). */
