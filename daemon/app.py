@@ -131,6 +131,7 @@ class App:
         self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"],
                               storage=self.storage)
         self.storage.listeners.append(self.queue.wake)
+        self.queue.pause_listeners.append(self._pause_changed)
         self.queue.register("index", self.indexer.handle, self.indexer.failed)
         if tagging.tasks():
             self.tagger = Tagger(self.db, self.pool, settings=tagging, thumbs=self.thumbs,
@@ -209,6 +210,11 @@ class App:
             return
         self.events.publish(type, data)
         if self.events.mqtt is not None:
+            self.events.mqtt.request_state()
+
+    def _pause_changed(self) -> None:
+        """Indexing paused or resumed (API, MQTT): the MQTT state document says so at once."""
+        if self.events is not None and self.events.mqtt is not None:
             self.events.mqtt.request_state()
 
     def _stored(self, outcome: StoreOutcome) -> None:

@@ -256,12 +256,8 @@ class EventService:
             assert app.queue is not None
             if word == "pause":
                 app.queue.pause_indexing()  # the same pause as POST /api/v1/index/stop
-                if self.mqtt is not None:
-                    self.mqtt.request_state()
                 return
             app.queue.resume_indexing()  # as POST /api/v1/index/start: resume, then look for news
-            if self.mqtt is not None:
-                self.mqtt.request_state()
         if name in ("index", "rescan"):
             report = await app.scan()
             if report.status != "done":

@@ -100,6 +100,8 @@ class JobQueue:
         #: When indexing was paused (time.time()), None while it runs. The one pause state the API,
         #: the MQTT commands and /status all read and change (see pause_indexing).
         self.paused_at: float | None = None
+        #: told after the pause state changed (the App refreshes the MQTT state document)
+        self.pause_listeners: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
         self.stats = QueueStats()
 
@@ -127,6 +129,7 @@ class JobQueue:
         if self.paused_at is not None:
             return False
         self.paused_at = time.time()
+        self._pause_changed()
         return True
 
     def resume_indexing(self) -> bool:
@@ -135,7 +138,13 @@ class JobQueue:
         for kind in PAUSABLE:
             self.resume(kind)
         self.paused_at = None
+        if was:
+            self._pause_changed()
         return was
+
+    def _pause_changed(self) -> None:
+        for listener in list(self.pause_listeners):
+            listener()
 
     @property
     def paused(self) -> bool:
