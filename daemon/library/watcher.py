@@ -78,30 +78,44 @@ class LibraryWatcher:
                 absent = watched is not None
                 await self._sleep(self.check_s)
                 continue
-            if watched is not None and (absent or identity != watched):
-                # the folder came back, or another one is there now: look at all of it
-                log.info("library folder %s changed (unplugged, replaced or back): scanning it", self.root)
-                await self._changed([b""])
+            # the folder came back, or another one is there now: look at all of it, once the new
+            # watch is in place (a file written between that scan and the watch would be missed)
+            rescan = watched is not None and (absent or identity != watched)
             watched, absent = identity, False
             ended = asyncio.Event()  # set when the folder changes identity or the watcher stops
             monitor = asyncio.create_task(self._monitor(identity, ended), name="watcher-identity")
             watch = awatch(self.root, stop_event=ended, debounce=self.debounce_ms, recursive=True,
                            ignore_permission_denied=True)
+            batches = watch.__aiter__()
+            next_batch: asyncio.Future[set] | None = None
             failed = False
             try:
                 self.active = True
-                async for changes in watch:
+                # the generator sets up inotify (and starts recording) before its first await
+                next_batch = asyncio.ensure_future(batches.__anext__())
+                await asyncio.sleep(0)
+                if rescan:
+                    log.info("library folder %s changed (unplugged, replaced or back): scanning it", self.root)
+                    await self._changed([b""])
+                while True:
+                    try:
+                        changes = await next_batch
+                    except StopAsyncIteration:
+                        break
                     if await self._identity() != identity:
                         log.warning("library folder %s was replaced or removed: watching it again", self.root)
                         break  # these paths may be the old folder's, reported under the library's name
                     folders = changed_folders(self.root, {path for _, path in changes})
                     if folders:
                         await self._changed(folders)
+                    next_batch = asyncio.ensure_future(batches.__anext__())
             except (FileNotFoundError, OSError, RuntimeError) as exc:
                 log.warning("watching %s stopped (%s); retrying in %.0f s", self.root, exc, RETRY_S)
                 failed = True
             finally:
                 ended.set()
+                if next_batch is not None:
+                    await asyncio.gather(next_batch, return_exceptions=True)  # ends within a step
                 await watch.aclose()
                 monitor.cancel()
                 await asyncio.gather(monitor, return_exceptions=True)
