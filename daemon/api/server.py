@@ -23,6 +23,7 @@ from daemon.api.keys import APP_KEY, THUMB_SERVER
 from daemon.api.limits import GuardedSite, Limits
 from daemon.api.origin import KnownHosts, guard
 from daemon.api.thumbserver import ThumbServer
+from daemon.api.compression import compress_json
 from daemon.api.metrics import METRICS_KEY, Metrics, metrics_view, timing
 from daemon.app import App
 
@@ -34,7 +35,7 @@ API = "/api/v1"
 def make_web_app(app: App) -> web.Application:
     cfg = app.config
     hosts = KnownHosts.from_config(cfg)
-    web_app = web.Application(middlewares=[timing, guard(hosts), json_errors, authenticate],
+    web_app = web.Application(middlewares=[timing, guard(hosts), compress_json, json_errors, authenticate],
                               client_max_size=cfg["server.max_body_kib"] * 1024)
     web_app[APP_KEY] = app
     metrics = Metrics()

@@ -178,6 +178,35 @@ async def test_the_web_app_is_served_with_cache_and_security_headers(copy: tuple
         assert health["status"] == "ok" and "thumbnail_port" in health
 
 
+async def test_the_app_and_big_json_answers_travel_compressed(copy: tuple[Path, Path], tmp_path: Path) -> None:
+    """A phone downloads the pre-compressed build and gzip-compressed lists; a client that asks for
+    nothing compressed gets the same bytes plain, and tokens are never compressed."""
+    import gzip as gz
+
+    dist = _web_build(tmp_path)
+    script = "console.log('a build of the app');\n" * 200
+    (dist / "assets" / "index-abc123.js").write_text(script)
+    (dist / "assets" / "index-abc123.js.gz").write_bytes(gz.compress(script.encode()))
+    async with api(make_config(*copy, **settings(server__web_root=str(dist)))) as (app, client):
+        packed = await client.get("/assets/index-abc123.js", headers={"Accept-Encoding": "gzip"})
+        assert packed.headers.get("Content-Encoding") == "gzip" and await packed.text() == script
+        assert "immutable" in packed.headers["Cache-Control"]
+        plain = await client.get("/assets/index-abc123.js", headers={"Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in plain.headers and await plain.text() == script
+
+        await add_user(app, "vera", Role.VIEWER)
+        h = auth(await login(client, "vera"))
+        listed = await client.get("/api/v1/photos", params={"limit": "100"}, headers={**h, "Accept-Encoding": "gzip"})
+        body = await listed.read()  # the client undoes the gzip
+        assert len(body) >= 1400, "the sample list is too small to prove anything"
+        assert listed.headers.get("Content-Encoding") == "gzip"
+        same = await client.get("/api/v1/photos", params={"limit": "100"}, headers={**h, "Accept-Encoding": "identity"})
+        assert "Content-Encoding" not in same.headers and await same.read() == body
+        tokens = await client.post("/api/v1/auth/login", json={"username": "vera", "password": "correct horse battery"},
+                                   headers={"Accept-Encoding": "gzip"})
+        assert tokens.status == 200 and "Content-Encoding" not in tokens.headers
+
+
 async def test_without_a_build_the_api_works_and_the_root_says_how_to_build(copy: tuple[Path, Path], tmp_path: Path) -> None:
     async with api(make_config(*copy, **settings(server__web_root=str(tmp_path / "nothing")))) as (app, client):
         r = await client.get("/")
