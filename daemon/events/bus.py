@@ -30,7 +30,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any, AsyncIterator, Iterable, Protocol, runtime_checkable
 
-from daemon.events.outbox import (READ_BATCH, Event, ensure_cursor, events_after, event_time, instance_id,
+from daemon.events.outbox import (Event, drop_cursor, ensure_cursor, events_after, event_time, instance_id,
                                   keep_only_cursors, newest_seq, outbox_status, set_cursor, store_events)
 from daemon.store.db import Database
 
