@@ -12,11 +12,16 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.conftest import copy_sample
 from tests.faults.fs import cpu_seconds, fill, noise_photos, resize, tmpfs
 from tests.integration.api_support import Daemon, create_admin, events_of, http_json
 from tests.integration.support import REPO, SHOEBOX, free_port, make_config, shoebox
 from tests.waiting import wait_until, wait_until_async
+
+# slow: fault tests: real full file systems (tmpfs) under the real shoebox command and daemon
+pytestmark = pytest.mark.slow
 
 PHOTOS = 24  # about 60 MB of thumbnails: several times what the small disks below hold
 
@@ -39,7 +44,7 @@ def cli_status(library: Path, data: Path) -> dict:
 def idle_cpu(pid: int, window: float = 3.0) -> float:
     """CPU seconds the process used over `window` seconds of wall time (a measurement, not a wait)."""
     before = cpu_seconds(pid)
-    time.sleep(window)
+    time.sleep(window)  # not a wait: the window measured
     return cpu_seconds(pid) - before
 
 

@@ -5,9 +5,14 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from daemon.system.diskspace import DiskSpace, StorageFull, Volume, is_no_space, read_state_file
 from tests.faults.fs import fill, resize, tmpfs
 from tests.waiting import wait_until_async
+
+# slow: fault tests: real full file systems (tmpfs)
+pytestmark = pytest.mark.slow
 
 
 def test_sqlite_and_file_writes_on_a_full_disk_count_as_no_space(tmp_path: Path) -> None:

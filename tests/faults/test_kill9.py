@@ -10,10 +10,15 @@ import time
 import uuid
 from pathlib import Path
 
+import pytest
+
 from daemon.system.durable import TEMP_KINDS, temp_kind
 from tests.faults.fs import marked_processes, noise_photos
 from tests.integration.api_support import Daemon, create_admin
 from tests.waiting import wait_until
+
+# slow: a fault test: kill -9 of a real shoebox serve
+pytestmark = pytest.mark.slow
 
 # A long ffmpeg run, as a big video's poster frame would be: the real ffmpeg, decoding a generated
 # clip in real time for minutes (exec: it is the process the daemon started, not a child of a shell).

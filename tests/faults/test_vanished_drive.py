@@ -28,6 +28,9 @@ from PIL import Image
 from tests.integration.support import REPO, SHOEBOX, free_port, shoebox
 from tests.waiting import wait_until
 
+# slow: fault tests: a real drive vanishing under the real shoebox command and daemon
+pytestmark = pytest.mark.slow
+
 PHOTOS = 150
 
 

@@ -10,19 +10,9 @@ from typing import Any
 import pytest
 
 from daemon.auth.roles import Role
-from tests.integration.api_support import (add_user, api, auth, build_indexed, clone, events_of, login, photo_ids,
+from tests.integration.api_support import (add_user, api, auth, events_of, login, photo_ids,
                                            settings)
 from tests.integration.support import make_config
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 async def titles_in_order(client: Any, h: dict[str, str], album: str, names: dict[str, str], limit: int = 100) -> list[str]:

@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from tests.integration.api_support import Daemon, build_indexed, create_admin
+from tests.integration.api_support import Daemon, create_admin
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,7 @@ def measure_latency(base: str, token: str | None, path: str = "/api/v1/auth/me",
             if i >= warmup:
                 times.append(elapsed * 1000)
             if pause:
-                time.sleep(pause)
+                time.sleep(pause)  # not a wait: the pace of the measured requests
     finally:
         conn.close()
     return Latency(path, len(times), statistics.median(times), percentile(times, 95), percentile(times, 99),
@@ -76,13 +76,9 @@ def test_percentile_by_nearest_rank() -> None:
     assert percentile([3.0], 95) == 3.0
 
 
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-def test_idle_daemon_answers_cheap_authenticated_calls_fast(indexed: tuple[Path, Path]) -> None:
-    library, data = indexed
+@pytest.mark.slow
+def test_idle_daemon_answers_cheap_authenticated_calls_fast(copy: tuple[Path, Path]) -> None:
+    library, data = copy
     create_admin(library, data)
     with Daemon(library, data) as daemon:
         token = daemon.login()["access_token"]

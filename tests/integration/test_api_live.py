@@ -24,6 +24,7 @@ from tests.integration.api_support import add_user, api, auth, login, settings
 from tests.integration.support import make_config
 from tests.integration.test_events_helpers import distinct_copies
 from tests.integration.test_events_webhooks import JOLLA
+from tests.waiting import wait_until_async
 
 
 async def messages_until(ws: aiohttp.ClientWebSocketResponse, done: Any, timeout: float) -> list[dict[str, Any]]:
@@ -128,10 +129,8 @@ async def test_credentials_are_needed_and_a_logout_closes_the_socket(library: Pa
                 assert ws.close_code == 4401
             assert time.monotonic() - started < 5
         # and the server forgets them (its handlers finish right after the close handshake)
-        deadline = time.monotonic() + 3
-        while client.server.app[LIVE_HUB].clients:
-            assert time.monotonic() < deadline, "closed sockets are still in the hub"
-            await asyncio.sleep(0.05)
+        await wait_until_async(lambda: not client.server.app[LIVE_HUB].clients, 3,
+                               what="closed sockets to leave the hub")
 
 
 async def test_a_revoked_app_token_closes_its_socket(library: Path, tmp_path: Path) -> None:
@@ -194,7 +193,7 @@ async def test_a_client_that_does_not_read_slows_nothing(library: Path, tmp_path
             bus.publish("photo.updated", {"photo": f"p{i}", "padding": padding})
             if i % 100 == 99:  # bursts as indexing makes them (the bus's own live queue holds 1000)
                 await bus.flush()
-                await asyncio.sleep(0.002)
+                await asyncio.sleep(0.002)  # not a wait: the pause between bursts is part of the load
         await bus.flush()
         assert time.monotonic() - started < 10, "the bus waited for a stalled WebSocket"
         # the reading client gets the newest event promptly; what it lost is counted and told
@@ -216,6 +215,6 @@ async def test_a_client_that_does_not_read_slows_nothing(library: Path, tmp_path
                 bus.publish("photo.updated", {"photo": f"more{i}", "padding": padding})
                 i += 1
             await bus.flush()
-            await asyncio.sleep(0.05)
+            await asyncio.sleep(0.05)  # not a wait: the pace of the events that keep coming
         stalled.close()
         await lively.close()

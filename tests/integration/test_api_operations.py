@@ -8,13 +8,8 @@ from pathlib import Path
 import pytest
 
 from daemon.auth.roles import Role
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, photo_ids, settings
+from tests.integration.api_support import add_user, api, auth, clone, login, photo_ids, settings
 from tests.integration.support import make_config
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
 
 
 def metric(text: str, name: str) -> float:

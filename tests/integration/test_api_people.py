@@ -208,6 +208,7 @@ async def test_people_refusals_and_face_crops_stay_inside_thumbs(copy: tuple[Pat
         assert (await client.get("/api/v1/t/faces/nosuch/crop", headers=user)).status == 404
 
 
+@pytest.mark.slow
 async def test_labels_renamed_merged_hidden_added_removed_and_kept_through_a_retag(copy: tuple[Path, Path]) -> None:
     library, data = copy
     config = make_config(library, data)

@@ -5,15 +5,19 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import io
 import os
 from pathlib import Path
 
 import pytest
+from PIL import Image
 
 from daemon.auth.roles import Role
 from daemon.library.thumbnails import ThumbSettings, thumb_path
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, photo_ids, settings
+from daemon.timeutil import utcnow
+from tests.integration.api_support import add_user, api, auth, login, photo_ids, settings
 from tests.integration.support import index, make_config
+from tests.waiting import wait_until_async
 
 SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
  <rdf:Description rdf:about="" xmlns:dc="http://purl.org/dc/elements/1.1/" xmlns:xmp="http://ns.adobe.com/xap/1.0/"
@@ -22,16 +26,6 @@ SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.
   <dc:description><rdf:Alt><rdf:li xml:lang="x-default">Written by Lightroom</rdf:li></rdf:Alt></dc:description>
   <dc:subject><rdf:Bag><rdf:li>sea</rdf:li></rdf:Bag></dc:subject>
  </rdf:Description></rdf:RDF></x:xmpmeta>"""
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 async def test_pages_with_a_cursor_list_every_photo_once_newest_first(copy: tuple[Path, Path]) -> None:
@@ -106,7 +100,9 @@ async def test_edits_are_kept_as_manual_and_survive_a_reindex_with_a_new_sidecar
     (library / "camera" / "Canon_40D.xmp").write_text(SIDECAR, encoding="utf-8")
     st = photo.stat()
     os.utime(photo, ns=(st.st_atime_ns, st.st_mtime_ns + 5_000_000_000))
-    await asyncio.sleep(1.1)  # indexed_at has second precision
+    # indexed_at has second precision: a re-index shows only once the clock has left that second
+    # (the shared library was often indexed long before, and then this waits not at all)
+    await wait_until_async(lambda: utcnow() != indexed_before, timeout=3, what="the clock to leave indexed_at's second")
     await index(config)
 
     async with api(config) as (app, client):
@@ -205,6 +201,19 @@ async def test_thumbnails_are_immutable_cached_and_made_on_demand_once(copy: tup
         small.unlink()
         r = await client.get(f"/api/v1/t/{key}/fit_720", headers=auth(tokens))
         assert r.status == 200 and small.is_file()
+        # the grid's size is made from fit_720 the first time it is asked for, even with the
+        # original gone (a library indexed before that size existed needs no re-index)
+        grid = thumb_path(data / "thumbs", key, "fit_480", ThumbSettings())
+        assert not grid.exists()
+        original = copy[0] / "camera" / "Canon_40D.jpg"
+        original.rename(original.with_suffix(".away"))
+        try:
+            r = await client.get(f"/api/v1/t/{key}/fit_480", params={"t": tokens["thumb_token"]})
+            assert r.status == 200 and grid.is_file()
+        finally:
+            original.with_suffix(".away").rename(original)
+        with Image.open(io.BytesIO(await r.read())) as im, Image.open(small) as larger:
+            assert max(im.size) == 480 and abs(im.width / im.height - larger.width / larger.height) < 0.01
         r = await client.get(f"/api/v1/t/{'0' * 40}/tile_224", headers=auth(tokens))
         assert r.status == 404
         r = await client.get(f"/api/v1/t/{key}/tile_9999", headers=auth(tokens))

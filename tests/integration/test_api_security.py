@@ -16,7 +16,7 @@ from aiohttp.test_utils import TestClient
 from daemon.api.access import policy_of
 from daemon.app import App
 from daemon.auth.roles import Role
-from tests.integration.api_support import (PASSWORD, Daemon, add_user, api, auth, build_indexed, clone,
+from tests.integration.api_support import (PASSWORD, Daemon, add_user, api, auth, clone,
                                            create_admin, login, photo_ids, settings)
 from tests.integration.support import make_config
 
@@ -37,16 +37,6 @@ SELF_AUTHENTICATED = {("GET", "/api/v1/live"), ("HEAD", "/api/v1/live")}
 # The web app's files (web/dist) and its client-side routes: public like any web page, never a
 # path under /api (daemon/api/webapp.py answers those 404; test_api_timeline proves it).
 WEB_APP = {("GET", "/{tail}"), ("HEAD", "/{tail}")}
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 def routes(client: TestClient) -> list[tuple[str, str]]:
@@ -389,6 +379,7 @@ async def test_failed_logins_back_off_per_account_and_address_and_are_limited_pe
         assert int(r.headers["Retry-After"]) > 0
 
 
+@pytest.mark.slow
 def test_schemathesis_finds_no_server_error(indexed: tuple[Path, Path], tmp_path: Path) -> None:
     """Generated requests for every operation of the OpenAPI document, authenticated as an admin
     app token, against the real `shoebox serve`: not one 5xx answer."""

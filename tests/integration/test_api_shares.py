@@ -15,20 +15,10 @@ from aiohttp.test_utils import TestClient
 
 from daemon.app import App
 from daemon.auth.roles import Role
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, photo_ids, settings
+from tests.integration.api_support import add_user, api, auth, login, photo_ids, settings
 from tests.integration.support import make_config
 
 S = "/api/v1/s"
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 async def make_album(app: App, title: str, uids: list[str]) -> str:

@@ -14,21 +14,12 @@ import aiohttp
 import pytest
 
 from daemon.auth.roles import Role
-from tests.integration.api_support import (Daemon, add_user, api, auth, build_indexed, clone, create_admin, login,
+from tests.integration.api_support import (Daemon, add_user, api, auth, clone, create_admin, login,
                                            photo_ids, settings)
 from tests.integration.support import make_config
+from tests.waiting import wait_until_async
 
 S = "exif-samples/jpg/"
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 def form(*files: tuple[str, bytes]) -> aiohttp.FormData:
@@ -203,13 +194,9 @@ async def test_with_indexing_stopped_an_upload_is_stored_and_answers_202_then_in
         assert item["state"] == "queued" and item["photo"] is None and (library / item["path"]).is_file()
         r = await client.post("/api/v1/index/start", json={}, headers=h)
         assert r.status == 202 and (await r.json())["resumed"] is True
-        for _ in range(100):
-            uid = await app.db.scalar("SELECT p.uid FROM files f JOIN photos p ON p.id = f.photo_id WHERE f.path_text = ?",
-                                      (item["path"],))
-            if uid:
-                break
-            await asyncio.sleep(0.1)
-        assert uid
+        uid = await wait_until_async(
+            lambda: app.db.scalar("SELECT p.uid FROM files f JOIN photos p ON p.id = f.photo_id WHERE f.path_text = ?",
+                                  (item["path"],)), 10, interval=0.1, what="the resumed upload to be indexed")
         # the same content uploaded again now names the photo
         r = await client.post("/api/v1/uploads", data=form(("again.jpg", jpeg)), headers=h)
         assert (await r.json())["files"][0]["photo"] == uid
@@ -226,6 +213,7 @@ def vm_hwm_kib(pid: int, reset: bool = False) -> int:
     raise AssertionError("no VmHWM in /proc status")
 
 
+@pytest.mark.slow
 def test_a_200_mb_upload_streams_to_disk_without_growing_the_server(indexed: tuple[Path, Path], tmp_path: Path) -> None:
     """The real `shoebox serve`: its peak resident memory (VmHWM) before and after a 200 MB upload."""
     library, data = clone(indexed, tmp_path)

@@ -14,6 +14,7 @@ from tests.integration.api_support import add_user, api, auth, login, settings
 from tests.integration.support import make_config
 from tests.integration.test_events_helpers import distinct_copies
 from tests.integration.test_events_webhooks import JOLLA, Receiver
+from tests.waiting import wait_until_async
 
 
 async def test_admin_manages_a_subscription_that_gets_signed_events(library: Path, tmp_path: Path,
@@ -50,11 +51,10 @@ async def test_admin_manages_a_subscription_that_gets_signed_events(library: Pat
             assert verify(secret, hit.headers[SIGNATURE_HEADER], hit.body)
             assert not verify("another-secret-of-some-length", hit.headers[SIGNATURE_HEADER], hit.body)
             # the sender records the delivery after the receiver has answered: wait for the record
-            for _ in range(100):
-                log = await (await client.get(f"{hook}/deliveries", headers=h)).json()
-                if log:
-                    break
-                await asyncio.sleep(0.1)
+            async def deliveries() -> list[dict]:
+                return await (await client.get(f"{hook}/deliveries", headers=h)).json()
+
+            log = await wait_until_async(deliveries, 10, interval=0.1, what="the delivery record")
             assert log[0]["ok"] is True and log[0]["status"] == 204 and log[0]["event_id"] == hit.event()["id"]
             assert log[0]["latency_ms"] is not None
 
@@ -64,7 +64,7 @@ async def test_admin_manages_a_subscription_that_gets_signed_events(library: Pat
             distinct_copies(samples / JOLLA, library, 1, prefix="B")
             await app.index_once()
             await app.events.bus.flush()
-            await asyncio.sleep(1.0)
+            await asyncio.sleep(1.0)  # not a wait: time for a delivery that must not happen
             assert len(receiver.ok()) == 1
             r = await client.patch(hook, json={"enabled": True, "url": receiver.url("/hook2")}, headers=h)
             assert r.status == 200 and (await r.json())["url"].endswith("/hook2")

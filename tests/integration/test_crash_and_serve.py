@@ -13,10 +13,16 @@ import urllib.error
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
 from tests.conftest import copy_sample
 from tests.integration.api_support import PASSWORD, create_admin, http_json
 from tests.integration.support import REPO, SHOEBOX, free_port, photos, query, shoebox
+from tests.waiting import wait_until
+
+# slow: each test runs the real shoebox command (index, serve) in a subprocess
+pytestmark = pytest.mark.slow
 
 
 def distinct_copies(src: Path, dest_dir: Path, count: int) -> None:
@@ -45,11 +51,12 @@ def test_kill_9_during_indexing_resumes_without_loss_or_duplicates(library: Path
     data = tmp_path / "data"
     proc = subprocess.Popen([*SHOEBOX, "index", "--library", str(library), "--data", str(data), "--workers", "1",
                              "--quiet"], cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 120
-    while indexed_count(data / "shoebox.db") < 5:
+
+    def five_indexed() -> bool:
         assert proc.poll() is None, f"indexing ended before it could be killed: {proc.stderr.read().decode()[-2000:]}"
-        assert time.monotonic() < deadline, "indexing did not make progress"
-        time.sleep(0.05)
+        return indexed_count(data / "shoebox.db") >= 5
+
+    wait_until(five_indexed, 120, what="indexing to make progress")
     proc.send_signal(signal.SIGKILL)
     proc.wait(timeout=30)
     done_before = indexed_count(data / "shoebox.db")
@@ -82,16 +89,6 @@ def get_json(url: str, token: str | None = None) -> dict:
         return json.loads(resp.read())
 
 
-def wait_for(predicate, timeout: float, what: str):  # type: ignore[no-untyped-def]
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
-
-
 def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, tmp_path: Path, samples: Path) -> None:
     copy_sample(samples, "exif-samples/jpg/Canon_40D.jpg", library)
     copy_sample(samples, "exif-samples/jpg/Nikon_D70.jpg", library / "sub")
@@ -111,7 +108,7 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
                 assert proc.poll() is None, proc.stderr.read().decode()[-2000:]
                 return False
 
-        wait_for(healthy, 60, "the server to answer /health")
+        wait_until(healthy, 60, what="the server to answer /health")
         code, tokens = http_json("POST", f"{base}/auth/login", {"username": "admin", "password": PASSWORD})
         assert code == 200, tokens
         token = tokens["access_token"]
@@ -124,20 +121,20 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
             raise AssertionError("/status answered without credentials")
         except urllib.error.HTTPError as exc:
             assert exc.code == 401
-        wait_for(lambda: status()["photos"]["total"] == 2, 60, "the first scan")
+        wait_until(lambda: status()["photos"]["total"] == 2, 60, what="the first scan")
 
         # a camera drops a new photo into a new folder: picked up by the watcher within seconds
-        time.sleep(1.0)
+        wait_until(lambda: status()["watching"], 15, what="the watcher to start")
         started = time.monotonic()
         copy_sample(samples, "exif-samples/jpg/gps/DSCN0010.jpg", library / "new" / "today")
-        wait_for(lambda: status()["photos"]["total"] == 3, 15, "the watcher to index a new file")
+        wait_until(lambda: status()["photos"]["total"] == 3, 15, what="the watcher to index a new file")
         assert time.monotonic() - started < 15
         current = status()
         assert current["watching"] is True and current["files"]["errors"] == 0
 
         # a file removed while serving goes offline, not away
         os.remove(library / "Canon_40D.jpg")
-        wait_for(lambda: status()["photos"]["offline"] == 1, 15, "the removal to be noticed")
+        wait_until(lambda: status()["photos"]["offline"] == 1, 15, what="the removal to be noticed")
         assert status()["photos"]["total"] == 3
 
         # a second daemon on the same data directory is refused, with a reason

@@ -19,6 +19,7 @@ from daemon.app import App
 from daemon.events.webhooks import SIGNATURE_HEADER, create_webhook, verify
 from tests.integration.support import free_port, make_config, shoebox
 from tests.integration.test_events_helpers import distinct_copies
+from tests.waiting import wait_until_async
 
 JOLLA = "exif-samples/jpg/mobile/jolla.jpg"
 SECRET = "a-long-enough-shared-secret-for-tests"
@@ -59,7 +60,7 @@ class Receiver:
         else:
             status = 204
         if self.delay:
-            await asyncio.sleep(self.delay)
+            await asyncio.sleep(self.delay)  # not a wait: a receiver this slow is what the test needs
         self.hits.append(Hit(request.path, dict(request.headers), body, time.time(), status))
         if status == 302:
             raise web.HTTPFound(f"http://127.0.0.1:{self.port}/target")
@@ -81,10 +82,7 @@ class Receiver:
         return [h for h in self.hits if h.path == path and h.status == 204]
 
     async def wait(self, predicate: Any, timeout: float, what: str) -> None:
-        deadline = time.monotonic() + timeout
-        while not predicate():
-            assert time.monotonic() < deadline, f"timed out after {timeout} s waiting for {what}"
-            await asyncio.sleep(0.05)
+        await wait_until_async(predicate, timeout, what=what)
 
     async def stop(self) -> None:
         if self.runner is not None:
@@ -130,7 +128,7 @@ async def test_failing_receiver_gets_every_event_once_it_recovers_even_across_a_
     app = await started(config)  # the daemon restarts while the receiver is still failing
     try:
         await receiver.wait(lambda: len(receiver.ok()) == 3, 60, "three successful deliveries")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.5)  # not a wait: time for a duplicate delivery to show (there must be none)
     finally:
         await app.stop()
         await receiver.stop()

@@ -10,12 +10,16 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
 from zeroconf import ServiceStateChange
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
 
 from daemon import __version__
 from tests.integration.support import free_port, query
 from tests.integration.test_events_helpers import serve, stop
+
+# slow: each test runs a real shoebox serve and browses for it
+pytestmark = pytest.mark.slow
 
 TYPES = ["_http._tcp.local.", "_shoebox._tcp.local."]
 
@@ -32,6 +36,7 @@ async def browse(seconds: float, wanted: int) -> dict[str, list[str]]:
 
     zc = AsyncZeroconf(interfaces=["127.0.0.1"])
     browser = AsyncServiceBrowser(zc.zeroconf, TYPES, handlers=[changed])
+    # Not wait_until: running out of time is an answer here ("nothing found" proves a withdrawal)
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline and sum(len(v) for v in found.values()) < wanted:
         await asyncio.sleep(0.1)
@@ -77,7 +82,8 @@ async def test_a_taken_name_gets_a_number_instead_of_a_clash(library: Path, tmp_
                                "--zeroconf-interfaces", "127.0.0.1", "--zeroconf-name", "Twin",
                                log=tmp_path / f"serve{i}.log"))
             (library / str(i)).mkdir(exist_ok=True)
-            await asyncio.sleep(4 if i == 0 else 0)  # the first one has its name before the second asks
+            if i == 0:  # the first one has its name before the second asks
+                assert len(await browse(30, wanted=2)) == 2, "the first daemon never announced itself"
         found = await browse(30, wanted=4)
         http = sorted(n for n in found if n.endswith("._http._tcp.local."))
         assert http == ["Twin-2._http._tcp.local.", "Twin._http._tcp.local."], found

@@ -16,9 +16,10 @@ import pytest
 from daemon.auth.roles import Role
 from daemon.library.importer import CopyFailed, ImportRefused, copy_verified
 from tests.conftest import copy_sample
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, settings
+from tests.integration.api_support import add_user, api, auth, clone, login, settings
 from tests.integration.support import make_config, shoebox
 from tests.integration.test_live_photos import make_clip
+from tests.waiting import wait_until_async
 
 S = "exif-samples/jpg/"
 SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.w3.org/1999/02/22-rdf-syntax-ns#">
@@ -26,16 +27,6 @@ SIDECAR = """<x:xmpmeta xmlns:x="adobe:ns:meta/"><rdf:RDF xmlns:rdf="http://www.
    xmlns:photoshop="http://ns.adobe.com/photoshop/1.0/" photoshop:DateCreated="2011-02-03T04:05:06">
   <dc:title><rdf:Alt><rdf:li xml:lang="x-default">Beach</rdf:li></rdf:Alt></dc:title>
  </rdf:Description></rdf:RDF></x:xmpmeta>"""
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 def sha1(path: Path) -> str:
@@ -60,14 +51,13 @@ def card(samples: Path, root: Path) -> Path:
 
 
 async def finished(client: Any, headers: dict[str, str], import_id: str) -> dict[str, Any]:
-    for _ in range(300):
+    async def report() -> dict[str, Any] | None:
         r = await client.get(f"/api/v1/import/{import_id}", headers=headers)
         assert r.status == 200
-        report = await r.json()
-        if report["state"] != "running":
-            return report
-        await asyncio.sleep(0.1)
-    raise AssertionError("the import did not finish within 30 s")
+        body = await r.json()
+        return body if body["state"] != "running" else None
+
+    return await wait_until_async(report, 30, interval=0.1, what="the import to finish")
 
 
 async def test_an_import_copies_into_dated_folders_keeps_pairs_and_sidecars_and_skips_duplicates(
@@ -195,6 +185,7 @@ async def test_the_mqtt_import_command_imports_the_named_or_default_folder_and_r
         await events.aclose()
 
 
+@pytest.mark.slow
 def test_shoebox_import_moves_only_verified_copies_and_prints_the_report(
         indexed: tuple[Path, Path], samples: Path, tmp_path: Path) -> None:
     library, data = clone(indexed, tmp_path)
@@ -257,6 +248,7 @@ async def test_index_stop_keeps_work_queued_start_resumes_it_and_progress_follow
         for name in ("Kodak_CX7530.jpg", "Olympus_C8080WZ.jpg", "Fujifilm_FinePix_E500.jpg"):
             copy_sample(samples, S + name, library / "new")
         await app.scan()  # the watcher or a rescan finds them; stopped, nothing is indexed
+        # not a wait for something: time for a paused queue to (wrongly) index what it holds
         await asyncio.sleep(1.0)
         paused = await (await client.get("/api/v1/index", headers=viewer)).json()
         assert paused["paused"] is True and paused["queued"]["index"] == 3 and paused["eta_s"] is None
@@ -267,11 +259,11 @@ async def test_index_stop_keeps_work_queued_start_resumes_it_and_progress_follow
             assert r.status == status and (await r.json())["details"]["field"] == "path", path
         r = await client.post("/api/v1/index/start", json={"path": "new"}, headers=h)
         assert r.status == 202 and await r.json() == {"started": True, "path": "new", "resumed": True}
-        for _ in range(200):
-            progress = await (await client.get("/api/v1/index", headers=viewer)).json()
-            if progress["queued"]["index"] == 0 and not progress["indexing"]:
-                break
-            await asyncio.sleep(0.1)
+        async def drained() -> dict[str, Any] | None:
+            body = await (await client.get("/api/v1/index", headers=viewer)).json()
+            return body if body["queued"]["index"] == 0 and not body["indexing"] else None
+
+        progress = await wait_until_async(drained, 20, interval=0.1, what="the resumed queue to drain")
         assert progress["paused"] is False and progress["done"]["index"] >= 3 and progress["failed"] == 0
         assert progress["files_per_s"] > 0 and progress["eta_s"] == 0.0
         assert await app.db.scalar("SELECT count(*) FROM files WHERE path_text LIKE 'new/%' AND state = 'indexed'") == 3

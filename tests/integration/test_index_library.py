@@ -13,6 +13,9 @@ from PIL import Image
 from daemon.library.thumbnails import INDEX_SIZES, ThumbSettings, thumb_path
 from tests.integration.support import by_path, index, make_config, photos, query, shoebox
 
+# slow: the whole sample folder indexed by the real shoebox command
+pytestmark = pytest.mark.slow
+
 
 @pytest.fixture(scope="module")
 def indexed(tmp_path_factory: pytest.TempPathFactory, samples: Path) -> tuple[Path, Path]:

@@ -182,6 +182,7 @@ async def test_decompression_bomb_is_refused_with_a_reason(library: Path, tmp_pa
     assert row["state"] == "error" and "pixels" in row["error"]
 
 
+@pytest.mark.slow
 def test_unreadable_file_is_recorded_and_the_run_goes_on(samples: Path) -> None:
     """chmod 000 stops everyone but root, so as root the indexer runs as `nobody` (setpriv), in a
     folder outside pytest's private (0700) temporary directory."""

@@ -14,6 +14,9 @@ from daemon.store import people
 from tests.conftest import copy_sample
 from tests.integration.support import REPO, by_path, index, make_config, query, shoebox
 
+# slow: the real TFLite models over real photos, through the real shoebox command
+pytestmark = pytest.mark.slow
+
 MODELS = REPO / "models"
 NATURE = "immich-test-assets/albums/nature"
 

@@ -19,19 +19,10 @@ from daemon.api.keys import THUMB_SERVER
 from daemon.api.thumbserver import ThumbServer
 from daemon.auth.roles import Role
 from daemon.library.thumbnails import ThumbSettings, thumb_path
-from tests.integration.api_support import (Daemon, add_user, api, auth, build_indexed, clone, create_admin,
+from tests.integration.api_support import (Daemon, add_user, api, auth, clone, create_admin,
                                            http_json, login, photo_ids, settings)
 from tests.integration.support import make_config
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
+from tests.waiting import wait_until_async
 
 
 @asynccontextmanager
@@ -220,10 +211,10 @@ async def test_abusive_requests_get_an_error_and_a_closed_connection(copy: tuple
         async with asyncio.timeout(5):
             assert await reader.read() == b""
         writer.close()
-        await asyncio.sleep(0.1)
-        assert server.status()["connections"] == 0
+        await wait_until_async(lambda: server.status()["connections"] == 0, 5, what="the server to forget the connection")
 
 
+@pytest.mark.slow
 def test_serve_starts_the_thumbnail_server_and_survives_a_busy_port(indexed: tuple[Path, Path], tmp_path: Path) -> None:
     library, data = clone(indexed, tmp_path)
     create_admin(library, data)

@@ -22,15 +22,13 @@ from typing import Any, Iterator
 import aiohttp
 import pytest
 
-from tests.integration.api_support import Daemon, build_indexed, clone, create_admin, http_json
+from tests.integration.api_support import Daemon, clone, create_admin, http_json
 from tests.waiting import wait_until, wait_until_async
 
+# slow: each test attacks a real shoebox serve
+pytestmark = pytest.mark.slow
+
 SECOND_ADDRESS = "127.0.0.2"  # loopback too: a second client address on one machine
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
 
 
 @pytest.fixture

@@ -30,6 +30,9 @@ from daemon.places.geonames import build_places_db
 from tests.conftest import REPO
 from tests.security import bombs
 
+# slow: each bomb is indexed in a child process of its own to read its peak memory
+pytestmark = pytest.mark.slow
+
 # The child: the real index pass in-process, then its own peak memory and the files table.
 CHILD = r"""
 import asyncio, json, sys

@@ -26,7 +26,7 @@ import pytest
 from daemon.auth.roles import Role
 from daemon.events.webhooks import create_webhook
 from daemon.redaction import install_log_redaction
-from tests.integration.api_support import (PASSWORD, Daemon, add_user, api, auth, build_indexed, clone,
+from tests.integration.api_support import (PASSWORD, Daemon, add_user, api, auth, clone,
                                            create_admin, http_json, login, photo_ids, settings)
 from tests.integration.support import free_port, make_config, shoebox
 from tests.waiting import wait_until, wait_until_async
@@ -34,16 +34,6 @@ from tests.waiting import wait_until, wait_until_async
 NEW_PASSWORD = "a different horse battery"
 SECRET_URL = "http://bob:hunter2@192.168.0.9:8123/api/webhook/AbCdEf0123456789xyz?token=SECRETTOKEN1&mode=x"
 URL_SECRETS = ("hunter2", "SECRETTOKEN1", "AbCdEf0123456789xyz")
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
-
-
-@pytest.fixture
-def copy(indexed: tuple[Path, Path], tmp_path: Path) -> tuple[Path, Path]:
-    return clone(indexed, tmp_path)
 
 
 async def people(app: Any, client: Any) -> dict[str, dict[str, str]]:
@@ -148,6 +138,7 @@ async def test_database_secret_and_data_folder_are_for_the_service_user_only(lib
 # -- d) tokens in logs ------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_daemon_run_writes_no_token_to_its_log(copy: tuple[Path, Path]) -> None:
     library, data = copy
     create_admin(library, data, "ann")

@@ -19,16 +19,11 @@ import aiohttp
 import pytest
 
 from daemon.auth.roles import Role
-from tests.integration.api_support import PASSWORD, add_user, api, auth, build_indexed, clone, login, settings
+from tests.integration.api_support import PASSWORD, add_user, api, auth, clone, login, settings
 from tests.integration.support import make_config
 
 LOGIN = "/api/v1/auth/login"
 S = "/api/v1/s"
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
 
 
 @asynccontextmanager
@@ -111,7 +106,7 @@ async def test_owner_logs_in_during_a_distributed_attack(indexed: tuple[Path, Pa
         async with client_at("127.0.0.9") as s:
             first, _, retry = await _post(s, url, {"username": "ann", "password": "one more guess"})
             if first == 429:  # the account's one check a second was just taken: wait as told
-                await asyncio.sleep(int(retry))
+                await asyncio.sleep(int(retry))  # as the server asks (Retry-After)
                 first, _, _ = await _post(s, url, {"username": "ann", "password": "one more guess"})
             assert first == 401
             status, _, _ = await _post(s, url, {"username": "ann", "password": "and another"})

@@ -19,16 +19,11 @@ import pytest
 from daemon.auth.roles import Role
 from daemon.search import FACETS
 from tests.bench.bench_search import generate
-from tests.integration.api_support import add_user, api, auth, build_indexed, clone, login, settings
+from tests.integration.api_support import add_user, api, auth, clone, login, settings
 from tests.integration.support import make_config
 
 ALBUMS = "/api/v1/albums"
 PHOTOS = "/api/v1/photos"
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
 
 
 @pytest.fixture(scope="module")

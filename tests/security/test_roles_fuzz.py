@@ -29,8 +29,11 @@ from typing import Any, Iterator
 import pytest
 import requests
 
-from tests.integration.api_support import (PASSWORD, Daemon, build_indexed, clone, create_admin, http_json)
+from tests.integration.api_support import (PASSWORD, Daemon, clone, create_admin, http_json)
 from tests.integration.support import shoebox
+
+# slow: schemathesis against a real shoebox serve
+pytestmark = pytest.mark.slow
 
 HOOK_MARK = "kitchen-frame"  # in the webhook's URL: only an admin may ever see it
 SCOPES = {"admin": {"read", "write", "admin", "thumbnails"}, "user": {"read", "write", "thumbnails"},
@@ -47,10 +50,10 @@ NEEDS = re.compile(r"Needs the `(\w+)` scope")
 
 
 @pytest.fixture(scope="module")
-def daemon(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+def daemon(indexed: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """A real `shoebox serve` with five indexed photos, three accounts, a webhook and a share link
     of one photo."""
-    library, data = clone(build_indexed(samples, tmp_path_factory.mktemp("indexed")), tmp_path_factory.mktemp("fuzz"))
+    library, data = clone(indexed, tmp_path_factory.mktemp("fuzz"))
     create_admin(library, data)
     common = ["--library", str(library), "--data", str(data)]
     for name, role in (("bob", "user"), ("vic", "viewer")):

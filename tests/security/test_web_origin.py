@@ -22,14 +22,12 @@ from typing import Any
 
 import pytest
 
-from tests.integration.api_support import PASSWORD, Daemon, build_indexed, clone, create_admin, http_json
+from tests.integration.api_support import PASSWORD, Daemon, clone, create_admin, http_json
+
+# slow: each test runs a real shoebox serve
+pytestmark = pytest.mark.slow
 
 EVIL = "http://evil.example"
-
-
-@pytest.fixture(scope="module")
-def indexed(samples: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    return build_indexed(samples, tmp_path_factory.mktemp("indexed"))
 
 
 def call(port: int, method: str, path: str, body: bytes | str | dict[str, Any] | None = None,

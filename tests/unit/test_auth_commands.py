@@ -6,8 +6,13 @@ import json
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from daemon.auth import passwords
 from tests.integration.support import shoebox
+
+# slow: runs the real shoebox users command
+pytestmark = pytest.mark.slow
 
 
 def users(tmp_path: Path, *args: str, password: str | None = None, check: bool = True):  # type: ignore[no-untyped-def]

@@ -62,6 +62,7 @@ def test_unknown_key_in_file_is_refused(tmp_path: Path) -> None:
         load_config(file=cfg, env={})
 
 
+@pytest.mark.slow
 def test_command_line_refuses_bad_value_before_starting(tmp_path: Path) -> None:
     result = shoebox("index", "--library", str(tmp_path), "--data", str(tmp_path / "d"),
                      "--thumbnails-quality", "5", check=False)
@@ -70,6 +71,7 @@ def test_command_line_refuses_bad_value_before_starting(tmp_path: Path) -> None:
     assert not (tmp_path / "d").exists(), "nothing may be created when the configuration is bad"
 
 
+@pytest.mark.slow
 def test_every_setting_has_a_flag_and_env_name() -> None:
     help_text = shoebox("serve", "--help").stdout
     for s in SCHEMA:

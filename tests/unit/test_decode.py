@@ -346,6 +346,7 @@ def test_own_pixel_limit_is_checked_from_the_header(tmp_path):
 
 # --- memory ------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 def test_100_megapixel_jpeg_renders_in_bounded_memory(tmp_path):
     src = tmp_path / "huge.jpg"
     # Made in a subprocess of its own: Linux carries a process's peak RSS across fork+exec into

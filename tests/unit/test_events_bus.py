@@ -14,6 +14,7 @@ from daemon.events.bus import Event, EventBus, EventError, TransportStopped, Uli
 from daemon.events.mqtt import Topics, discovery_messages
 from daemon.events.webhooks import sign, verify
 from daemon.store.db import Database
+from tests.waiting import wait_until_async
 
 
 class Recorder:
@@ -38,14 +39,6 @@ class Recorder:
         if self.gate is not None:
             await self.gate.wait()
         self.got.append(event)
-
-
-async def wait_until(predicate, timeout: float = 10.0) -> None:  # type: ignore[no-untyped-def]
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not predicate():
-        assert loop.time() < deadline, "timed out"
-        await asyncio.sleep(0.01)
 
 
 async def outbox_size(db: Database) -> int:
@@ -101,13 +94,13 @@ async def test_transports_progress_independently_and_delivered_events_are_pruned
     await bus.add_transport(slow)
     try:
         sent = [bus.publish("photo.added", {"n": i}) for i in range(50)]
-        await wait_until(lambda: len(fast.got) == 50)
+        await wait_until_async(lambda: len(fast.got) == 50)
         assert [e.id for e in fast.got] == [e.id for e in sent], "in order, each once"
         assert slow.got == []
-        await asyncio.sleep(0.6)  # cursors saved
+        await asyncio.sleep(0.6)  # not a wait: the cursors are saved meanwhile, and nothing the slow one needs may go
         assert await outbox_size(db) == 50, "the slow transport still needs them"
         gate.set()
-        await wait_until(lambda: len(slow.got) == 50)
+        await wait_until_async(lambda: len(slow.got) == 50)
         assert [e.data["n"] for e in slow.got] == list(range(50))
         status = await bus.status()
         assert status["transports"]["fast"]["delivered"] == 50
@@ -125,7 +118,7 @@ async def test_a_restarted_bus_resumes_each_transport_where_it_stopped(tmp_path:
     await bus.add_transport(first)
     for i in range(20):
         bus.publish("photo.indexed", {"n": i})
-    await wait_until(lambda: len(first.got) == 5)
+    await wait_until_async(lambda: len(first.got) == 5)
     await bus.stop()
     assert await outbox_size(db) == 15
 
@@ -133,7 +126,7 @@ async def test_a_restarted_bus_resumes_each_transport_where_it_stopped(tmp_path:
     await bus.start()
     second = Recorder("mqtt")
     await bus.add_transport(second)
-    await wait_until(lambda: len(second.got) == 15)
+    await wait_until_async(lambda: len(second.got) == 15)
     assert [e.data["n"] for e in second.got] == list(range(5, 20))
     await bus.stop()
     await db.close()

@@ -353,6 +353,7 @@ print(json.dumps({
 """
 
 
+@pytest.mark.slow
 def test_lookup_speed_and_memory_in_a_fresh_process(tmp_path: Path) -> None:
     """10,000 lookups at random land points after a full build, in a clean interpreter."""
     out = subprocess.run(

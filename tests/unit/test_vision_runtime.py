@@ -113,7 +113,7 @@ def test_corrupt_model_file_fails_with_reason_and_recovers_when_replaced(tmp_pat
     with pytest.raises(ModelUnavailable, match="cannot load"):
         h.run(np.zeros((1, 128, 128, 3), np.float32))
     assert h.load_count == 0
-    time.sleep(0.01)
+    time.sleep(0.01)  # not a wait: the replacement must get a later mtime than the bad file
     shutil.copy(MODELS / DETECTOR, bad)          # a fresh copy: new size and mtime
     out = h.run(np.zeros((1, 128, 128, 3), np.float32))
     assert h.state is ModelState.LOADED and h.reason == ""
@@ -134,7 +134,7 @@ def test_idle_unload_then_reload(tmp_path):
     first = h.run(x)
     assert h.state is ModelState.LOADED and h.load_count == 1
     assert not h.unload_if_idle()                 # just used
-    time.sleep(0.08)
+    time.sleep(0.08)  # not a wait: being idle longer than idle_unload_s is what is tested
     assert h.unload_if_idle()
     assert h.state is ModelState.IDLE
     second = h.run(x)
