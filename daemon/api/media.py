@@ -36,8 +36,8 @@ from daemon.auth.roles import Scope
 from daemon.library.decode import DecodeError
 from daemon.library.formats import Kind
 from daemon.library.gate import Opened, OutsideLibrary
-from daemon.library.render import render_size
-from daemon.library.thumbnails import ALL_SIZES
+from daemon.library.render import derive_size, render_size
+from daemon.library.thumbnails import ALL_SIZES, DERIVED_SIZES
 
 log = logging.getLogger(__name__)
 
@@ -141,8 +141,14 @@ async def file_by_index(request: web.Request, uid: Uid, index: FileIndex, /, dow
 
 
 async def _render_missing(app: App, key: str, size: str) -> Path:
-    """Make a missing size from the photo's primary file, in the worker pool."""
+    """Make a missing size from the photo's primary file, in the worker pool (a grid size from
+    its larger thumbnail when that is on disk: no need for the original, even offline)."""
     assert app.db is not None and app.pool is not None and app.indexer is not None
+    settings = app.indexer.settings
+    if size in DERIVED_SIZES:
+        derived = await app.pool.run(lambda: derive_size(app.thumbs, key, size, settings))
+        if derived is not None:
+            return derived
     f = await app.db.read(lambda c: c.execute(
         "SELECT f.path, f.kind, f.offline FROM files f JOIN photos p ON p.primary_file_id = f.id"
         " WHERE f.sha1 = ? AND p.thumb_key = ? LIMIT 1", (key, key)).fetchone())

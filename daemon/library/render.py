@@ -21,6 +21,7 @@ from daemon.library.formats import Kind
 from daemon.library.poster import poster_frame
 from daemon.library.thumbnails import (
     ALL_SIZES,
+    DERIVED_SIZES,
     INDEX_SIZES,
     Size,
     ThumbSettings,
@@ -120,6 +121,29 @@ def render_size(
         )
         img = make_thumbnails(decoded.image, width=decoded.width, height=decoded.height, sizes=spec)[size]
         write_atomic(img, dest, settings)
+    return dest
+
+
+def derive_size(thumbs_root: Path, content_hash: str, size: str, settings: ThumbSettings) -> Path | None:
+    """A grid size (DERIVED_SIZES) made from the larger thumbnail it derives from, if that one is
+    on disk; None when `size` is not derived or its source is missing (then the original is
+    needed: render_size). Thumbnails are our own files: no decode limits needed."""
+    derived = DERIVED_SIZES.get(size)
+    if derived is None:
+        return None
+    spec, source_name = derived
+    dest = thumb_path(thumbs_root, content_hash, size, settings)
+    if dest.exists():
+        return dest
+    source = thumb_path(thumbs_root, content_hash, source_name, settings)
+    try:
+        with Image.open(source) as im:
+            im.draft("RGB", spec.target(im.width, im.height))  # JPEG: decode at a reduced scale
+            img = im.convert("RGB") if im.mode not in ("RGB", "L", "RGBA") else im.copy()
+    except FileNotFoundError:
+        return None
+    out = make_thumbnails(img, width=img.width, height=img.height, sizes={size: spec})[size]
+    write_atomic(out, dest, settings)
     return dest
 
 

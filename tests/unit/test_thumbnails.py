@@ -11,8 +11,9 @@ from PIL import Image
 
 from daemon.library.decode import DecodeError, DecodeLimits
 from daemon.library.formats import Kind
-from daemon.library.render import render, render_size
+from daemon.library.render import derive_size, render, render_size
 from daemon.library.thumbnails import (
+    ALL_SIZES,
     INDEX_SIZES,
     ON_DEMAND_SIZES,
     Size,
@@ -155,6 +156,20 @@ def test_render_size_on_demand_is_cached(samples, tmp_path):
         assert im.size == (224, 224)
     with pytest.raises(ValueError):
         render_size(src, size="fit_9999", **kw)
+
+
+def test_the_grid_size_is_made_from_fit_720_not_the_original(samples, tmp_path):
+    src = copy_sample(samples, "immich-test-assets/formats/heic/IMG_2682.heic", tmp_path)
+    root, settings = tmp_path / "t", ThumbSettings()
+    assert derive_size(root, HASH, "fit_480", settings) is None  # fit_720 not made yet: needs the original
+    _render(src, root)
+    src.unlink()  # the original is gone: the grid size still comes, from its larger thumbnail
+    made = derive_size(root, HASH, "fit_480", settings)
+    assert made == thumb_path(root, HASH, "fit_480", settings)
+    with Image.open(made) as im, Image.open(thumb_path(root, HASH, "fit_720", settings)) as larger:
+        assert im.size == (480, 360) and larger.size == (720, 540)
+    assert derive_size(root, HASH, "fit_720", settings) is None  # not a derived size
+    assert "fit_480" in ALL_SIZES and "fit_480" not in INDEX_SIZES  # no re-index for existing libraries
 
 
 def test_render_size_of_a_broken_file_is_a_decode_error(tmp_path):

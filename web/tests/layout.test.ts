@@ -69,7 +69,9 @@ describe("timeline layout", () => {
     expect(thumbSize(120, 120, 2)).toBe("tile_500");
     expect(thumbSize(110, 110, 1)).toBe("tile_224");
     expect(thumbSize(220, 220, 3)).toBe("fit_720");
-    expect(thumbSize(293, 220, 1)).toBe("fit_720"); // not square: tiles are square crops
+    expect(thumbSize(293, 220, 1)).toBe("fit_480"); // not square: tiles are square crops
+    expect(thumbSize(165, 110, 1.75)).toBe("fit_480"); // a phone's grid row
+    expect(thumbSize(165, 110, 3)).toBe("fit_720");
     expect(thumbSize(293, 220, 3)).toBe("fit_1280");
     expect(thumbSize(700, 500, 3)).toBe("fit_1920");
   });

@@ -117,7 +117,7 @@ export function visibleRange(offs: number[], top: number, bottom: number): [numb
   return [Math.max(0, sectionAt(offs, top)), Math.max(0, sectionAt(offs, bottom))];
 }
 
-export type ThumbSize = "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920";
+export type ThumbSize = "tile_224" | "tile_500" | "fit_480" | "fit_720" | "fit_1280" | "fit_1920";
 
 /**
  * The smallest thumbnail that is sharp for a box of cssW × cssH at the device pixel ratio.
@@ -130,6 +130,7 @@ export function thumbSize(cssW: number, cssH: number, dpr: number): ThumbSize {
     if (need <= 224) return "tile_224";
     if (need <= 500) return "tile_500";
   }
+  if (need <= 480) return "fit_480"; // a grid row on a phone or a 1x screen: half fit_720's bytes
   if (need <= 720) return "fit_720";
   if (need <= 1280) return "fit_1280";
   return "fit_1920";
