@@ -32,8 +32,9 @@ if TYPE_CHECKING:  # pragma: no cover
 
 log = logging.getLogger(__name__)
 
-# What MQTT `cmd/index` understands: empty (or start) scans and resumes, pause and resume.
-INDEX_WORDS = ("", "start", "resume", "pause")
+# What MQTT `cmd/index` understands: empty, start or press (Home Assistant's "Index now" button)
+# resume and scan, resume as well; pause pauses.
+INDEX_WORDS = ("", "start", "press", "resume", "pause")
 
 PHOTO_QUERY = (
     "SELECT f.path_text, p.uid, p.type, p.taken_at, p.width, p.height, p.city, p.country"
@@ -251,7 +252,7 @@ class EventService:
             if word not in INDEX_WORDS:
                 self.publish(ev.ERROR, {"kind": "command", "command": name,
                                         "error": f"unknown cmd/index payload {word!r}; known: "
-                                                 "empty or start, pause, resume"})
+                                                 "empty or start, press, pause, resume"})
                 return
             assert app.queue is not None
             if word == "pause":
