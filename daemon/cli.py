@@ -60,6 +60,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--stats-json", type=Path, help="write stage timings and counts to this file (benchmarks)")
     p.add_argument("--retry-errors", action="store_true",
                    help="try every file recorded as an error again (and every file waiting for its drive)")
+    pause = p.add_mutually_exclusive_group()
+    pause.add_argument("--pause", action="store_true",
+                       help="pause the indexing of the running `shoebox serve` (as POST /api/v1/index/stop), then exit")
+    pause.add_argument("--resume", action="store_true",
+                       help="resume the indexing of the running `shoebox serve`, then exit")
 
     p = sub.add_parser("import", help="copy (or move) a folder's photos into the library's dated folders, "
                        "skip duplicates, index them and print a report")
@@ -222,6 +227,8 @@ async def serve(config: Config) -> None:
 
 
 def cmd_index(config: Config, args: argparse.Namespace) -> int:
+    if args.pause or args.resume:
+        return _pause_serve(config, pause=args.pause)
     return asyncio.run(index(config, quiet=args.quiet, stats_json=args.stats_json, retry_errors=args.retry_errors))
 
 
@@ -464,12 +471,57 @@ def _open_readonly(config: Config) -> sqlite3.Connection:
     return conn
 
 
+def _pause_serve(config: Config, *, pause: bool) -> int:
+    """`shoebox index --pause/--resume`: change the one pause state the running daemon's job queue
+    follows (kept in its database; it notices within a few seconds). Without a running daemon there
+    is nothing to pause: every start indexes."""
+    from daemon.jobs.queue import clear_paused, set_paused
+    from daemon.store.db import in_transaction, open_sync
+
+    if not _daemon_running(config.data):
+        print(f"no shoebox is running on {config.data}: nothing to {'pause' if pause else 'resume'} "
+              "(every start indexes)", file=sys.stderr)
+        return 1
+    conn = open_sync(config.data / "shoebox.db")
+    try:
+        if pause:
+            since, newly = in_transaction(conn, set_paused)
+            print(f"indexing paused{'' if newly else ' already'} (since {since}); `shoebox index --resume` resumes it")
+        else:
+            was = in_transaction(conn, clear_paused)
+            print("indexing resumed" if was else "indexing was not paused")
+    finally:
+        conn.close()
+    return 0
+
+
+def _daemon_running(data: Path) -> bool:
+    """Whether a Shoebox process holds the data folder's lock (daemon.app.App._take_lock)."""
+    import fcntl
+
+    try:
+        fd = os.open(data / "shoebox.lock", os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return True
+    finally:
+        os.close(fd)
+    return False
+
+
 def cmd_status(config: Config, args: argparse.Namespace) -> int:
     from daemon.store.status import _status
+
+    from daemon.jobs.queue import paused_since
 
     conn = _open_readonly(config)
     try:
         status = _status(conn, error_limit=20)
+        # the pause of a running daemon (API, MQTT cmd/index or `shoebox index --pause`)
+        status["paused_at"] = paused_since(conn) if _daemon_running(config.data) else None
     finally:
         conn.close()
     status["storage"] = _storage_status(config)
@@ -494,6 +546,8 @@ def cmd_status(config: Config, args: argparse.Namespace) -> int:
     print(f"files     {f['indexed']} indexed, {f['new']} waiting, {f['errors']} errors, "
           f"{f['duplicates']} duplicates, {f['offline']} offline, {f['sidecars']} sidecars")
     print("queue     " + (", ".join(f"{k} {v}" for k, v in q.items() if k != "total") or "empty"))
+    if status["paused_at"]:
+        print(f"indexing  PAUSED since {status['paused_at']} (`shoebox index --resume` resumes it)")
     scan = status["last_scan"]
     if scan:
         line = f"last scan {scan['started_at']} {scan['status']}"

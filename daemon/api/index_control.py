@@ -172,7 +172,7 @@ async def start(request: web.Request, body: StartBody) -> Union[r202[StartAnswer
         if not folder.is_dir():
             raise ApiError(404, "not_found", f"there is no folder {rel!r} in the library", {"field": "path"})
         only = [os.fsencode(rel)]
-    resumed = app.queue.resume_indexing()
+    resumed = await app.queue.resume_indexing()
     app.spawn(app.scan(only), "index-start")
     return web.json_response({"started": True, "path": None if only is None else os.fsdecode(only[0]),
                               "resumed": resumed}, status=202)
@@ -188,7 +188,7 @@ async def stop(request: web.Request) -> r200[IndexProgress]:
     """
     app = _app(request)
     assert app.queue is not None
-    app.queue.pause_indexing()
+    await app.queue.pause_indexing()
     return web.json_response(await progress(app, request.app[INDEX_CONTROL]))
 
 

@@ -256,9 +256,9 @@ class EventService:
                 return
             assert app.queue is not None
             if word == "pause":
-                app.queue.pause_indexing()  # the same pause as POST /api/v1/index/stop
+                await app.queue.pause_indexing()  # the same pause as POST /api/v1/index/stop
                 return
-            app.queue.resume_indexing()  # as POST /api/v1/index/start: resume, then look for news
+            await app.queue.resume_indexing()  # as POST /api/v1/index/start: resume, then look for news
         if name in ("index", "rescan"):
             report = await app.scan()
             if report.status != "done":

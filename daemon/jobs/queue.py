@@ -65,6 +65,27 @@ def enqueue(conn: sqlite3.Connection, kind: str, *, priority: int, file_id: int 
     return cur.rowcount
 
 
+PAUSED_KEY = "index.paused_at"
+
+
+def set_paused(conn: sqlite3.Connection) -> tuple[str, bool]:
+    """Store that indexing is paused (kept if it already was): since when, and whether it is new."""
+    newly = conn.execute("INSERT OR IGNORE INTO meta (key, value) VALUES (?, ?)", (PAUSED_KEY, utcnow())).rowcount
+    since = conn.execute("SELECT value FROM meta WHERE key = ?", (PAUSED_KEY,)).fetchone()[0]
+    return str(since), bool(newly)
+
+
+def clear_paused(conn: sqlite3.Connection) -> bool:
+    """Store that indexing runs; True if it was paused."""
+    return bool(conn.execute("DELETE FROM meta WHERE key = ?", (PAUSED_KEY,)).rowcount)
+
+
+def paused_since(conn: sqlite3.Connection) -> str | None:
+    """When indexing was paused, or None (for the queue, `shoebox status` and `shoebox index --pause`)."""
+    row = conn.execute("SELECT value FROM meta WHERE key = ?", (PAUSED_KEY,)).fetchone()
+    return None if row is None else str(row[0])
+
+
 def finish(conn: sqlite3.Connection, job: Job) -> None:
     """Delete a done job inside the transaction that stored its result."""
     conn.execute("DELETE FROM jobs WHERE id = ?", (job.id,))
@@ -97,9 +118,12 @@ class JobQueue:
         self._idle = asyncio.Event()
         self._stopping = False
         self._paused_kinds: set[str] = set()
-        #: When indexing was paused (time.time()), None while it runs. The one pause state the API,
-        #: the MQTT commands and /status all read and change (see pause_indexing).
-        self.paused_at: float | None = None
+        #: When indexing was paused (UTC text), None while it runs: the one pause state the API, the
+        #: MQTT commands, `shoebox index --pause` and /status all read and change. It is kept in the
+        #: database (meta 'index.paused_at'), so another process (the CLI) can change it; this is the
+        #: running queue's copy, synced at every look for work (see _sync_pause).
+        self.paused_at: str | None = None
+        self._pause_version = 0  # bumped by every change made here: a sync read before it is stale
         #: told after the pause state changed (the App refreshes the MQTT state document)
         self.pause_listeners: list[Callable[[], None]] = []
         self._runner: asyncio.Task[None] | None = None
@@ -120,27 +144,41 @@ class JobQueue:
         self._paused_kinds.discard(kind)
         self.wake()
 
-    def pause_indexing(self) -> bool:
+    async def pause_indexing(self) -> bool:
         """Stop starting index and tag jobs: those in flight finish, queued ones stay queued in
         SQLite. Lasts until resume_indexing or a restart (a restart always indexes: a forgotten
         pause must not leave a library unindexed for months). False if it was paused already."""
-        for kind in PAUSABLE:
-            self.pause(kind)
-        if self.paused_at is not None:
-            return False
-        self.paused_at = time.time()
-        self._pause_changed()
-        return True
+        self._pause_version += 1
+        since, newly = await self.db.write(set_paused)
+        self._apply_pause(since)
+        return newly
 
-    def resume_indexing(self) -> bool:
+    async def resume_indexing(self) -> bool:
         """Start index and tag jobs again. False if indexing was not paused."""
-        was = self.paused_at is not None
-        for kind in PAUSABLE:
-            self.resume(kind)
-        self.paused_at = None
-        if was:
-            self._pause_changed()
+        self._pause_version += 1
+        was = await self.db.write(clear_paused)
+        self._apply_pause(None)
         return was
+
+    def _apply_pause(self, since: str | None) -> None:
+        """Make the running queue follow the stored state (and tell the listeners if it changed)."""
+        changed = (since is None) != (self.paused_at is None)
+        self.paused_at = since
+        if not changed:
+            return
+        for kind in PAUSABLE:
+            if since is None:
+                self.resume(kind)
+            else:
+                self.pause(kind)
+        self._pause_changed()
+
+    async def _sync_pause(self) -> None:
+        """Follow a pause or resume another process (`shoebox index --pause`) stored."""
+        version = self._pause_version
+        since = await self.db.read(paused_since)
+        if version == self._pause_version:  # nothing here changed it while we read
+            self._apply_pause(since)
 
     def _pause_changed(self) -> None:
         for listener in list(self.pause_listeners):
@@ -218,7 +256,15 @@ class JobQueue:
         return {r["wait_reason"] or "unknown": r["n"] for r in rows}
 
     async def _run(self) -> None:
+        try:
+            await self.db.write(clear_paused)  # a start always indexes (see pause_indexing)
+        except Exception as exc:  # a full disk: the pause (if any) stays; the queue must still run
+            log.warning("could not clear a stored indexing pause: %s", exc)
         while not self._stopping:
+            try:
+                await self._sync_pause()
+            except Exception as exc:  # pragma: no cover - a read failing must not stop the queue
+                log.warning("could not read the indexing pause: %s", exc)
             free = self.concurrency - len(self._in_flight)
             paused = self.storage is not None and not self.storage.ready()
             jobs = await self._next_batch(free) if free > 0 and not paused else []

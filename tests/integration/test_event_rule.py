@@ -22,7 +22,7 @@ from daemon.store import people
 from daemon.store.db import in_transaction, open_sync
 from tests.conftest import copy_sample
 from tests.integration.api_support import add_user, api, auth, events_of, login, photo_ids, settings
-from tests.integration.support import by_path, free_port, index, make_config
+from tests.integration.support import by_path, free_port, index, make_config, shoebox
 from tests.integration.test_events_helpers import Broker, Listener, events_of as mqtt_events, serve, stop
 from tests.waiting import wait_until, wait_until_async
 
@@ -165,8 +165,24 @@ async def test_pause_by_the_api_and_resume_by_mqtt_cmd_index(copy: tuple[Path, P
             await asyncio.to_thread(ha.publish, f"{root}/cmd/index", "reboot")
             error = await wait_until_async(lambda: mqtt_events(ha, "error"), 30, what="an error event")
             assert "unknown cmd/index payload" in error[-1]["data"]["error"]
+
+            # the command line sees the pause MQTT made, and changes the same state
+            where = ("--library", str(library), "--data", str(data))
+            out = await asyncio.to_thread(shoebox, "status", *where)
+            assert "indexing  PAUSED since" in out.stdout
+            out = await asyncio.to_thread(shoebox, "index", "--resume", *where)
+            assert out.stdout.startswith("indexing resumed")
+            await wait_until_async(lambda: not app.queue.paused, 30, what="the resume from the command line")
+            assert (await (await client.get("/api/v1/index", headers=h)).json())["paused"] is False
+            out = await asyncio.to_thread(shoebox, "index", "--pause", *where)
+            assert out.stdout.startswith("indexing paused")
+            await wait_until_async(lambda: app.queue.paused, 30, what="the pause from the command line")
             started = await (await client.post("/api/v1/index/start", json={}, headers=h)).json()
             assert started["resumed"] is True and not app.queue.paused
+        # without a running daemon there is nothing to pause: every start indexes
+        out = await asyncio.to_thread(shoebox, "index", "--pause", "--library", str(library), "--data", str(data),
+                                      check=False)
+        assert out.returncode == 1 and "nothing to pause" in out.stderr
     finally:
         ha.close()
         broker.stop()
