@@ -45,9 +45,13 @@ export const useSession = defineStore("session", {
       if (this.started) return;
       this.bind();
       try {
-        const setup = await fetch("/api/v1/setup").then((r) => (r.ok ? r.json() : { needed: false }));
+        // both at once: a reload waits for one round trip, not two (with no admin yet there is no
+        // cookie either, and the refresh just answers "no session")
+        const [setup] = await Promise.all([
+          fetch("/api/v1/setup").then((r) => (r.ok ? r.json() : { needed: false })),
+          api.refresh(),
+        ]);
         this.setupNeeded = !!setup.needed;
-        if (!this.setupNeeded) await api.refresh();
       } catch (e) {
         if (e instanceof NetworkError || e instanceof TypeError) this.goOffline();
       }
