@@ -8,7 +8,6 @@ import json
 import shutil
 import subprocess
 import tempfile
-import time
 import urllib.error
 import urllib.request
 from contextlib import asynccontextmanager
@@ -23,7 +22,8 @@ from daemon.auth import accounts, passwords
 from daemon.auth.roles import Role
 from daemon.config import Config
 from tests.conftest import copy_sample
-from tests.integration.support import REPO, SHOEBOX, free_port, index, make_config, shoebox
+from tests.integration.support import REPO, SHOEBOX, free_port, index, make_config, seed_places, shoebox
+from tests.waiting import wait_until
 
 SAMPLE_PHOTOS = (
     "exif-samples/jpg/Canon_40D.jpg",
@@ -106,12 +106,12 @@ async def events_of(app: App) -> AsyncIterator[list[dict[str, Any]]]:
             seen.append({"type": event.type, "data": event.data})
 
     task = asyncio.create_task(listen())
-    await asyncio.sleep(0.01)
+    await asyncio.sleep(0.01)  # the listener task subscribes in its first step
     try:
         yield seen
     finally:
         await app.events.bus.flush()
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(0.05)  # what the flush delivered reaches the listener before it is cancelled
         task.cancel()
 
 
@@ -156,6 +156,7 @@ class Daemon:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def __enter__(self) -> "Daemon":
+        seed_places(self.data)
         env = {k: v for k, v in __import__("os").environ.items() if not k.startswith("SHOEBOX_")}
         env.update(self.extra_env)
         self.proc = subprocess.Popen(
@@ -163,19 +164,24 @@ class Daemon:
              "127.0.0.1", "--server-port", str(self.port), "--server-thumbnail-port", str(self.thumbs_port), "--workers", "2", "--index-watch", "false",
              "--tagging-enabled", "false", "--zeroconf-enabled", "false", *self.extra],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr_file)
-        deadline = time.monotonic() + 60
-        while True:
+        proc = self.proc
+
+        def healthy() -> bool:
             try:
                 if http_json("GET", f"{self.base}/api/v1/health")[0] == 200:
-                    return self
+                    return True
             except OSError:
                 pass
-            if self.proc.poll() is not None:
+            if proc.poll() is not None:
                 raise AssertionError(f"shoebox serve exited: {self.stderr()[-3000:]}")
-            if time.monotonic() > deadline:
-                self.__exit__()
-                raise AssertionError("shoebox serve did not answer /health within 60 s")
-            time.sleep(0.2)
+            return False
+
+        try:
+            wait_until(healthy, 60, interval=0.1, what="shoebox serve to answer /health")
+        except AssertionError:
+            self.__exit__()
+            raise
+        return self
 
     def stderr(self) -> str:
         """Everything the daemon logged so far."""

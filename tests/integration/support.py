@@ -2,26 +2,59 @@
 
 from __future__ import annotations
 
+import atexit
+import functools
 import json
 import os
+import shutil
 import socket
 import sqlite3
 import subprocess
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any
 
 from daemon.app import App
 from daemon.config import Config, load_config
 from daemon.library.scanner import ScanReport
+from daemon.places.geonames import build_places_db
 from daemon.store.photos import iter_photos
 
 REPO = Path(__file__).resolve().parents[2]
 SHOEBOX = [sys.executable, "-m", "daemon"]
 
 
+@functools.cache
+def places_template() -> Path:
+    """The offline places database, built once per test process by the real builder.
+
+    Building it takes ~3 s (the GeoNames CSV into SQLite) and every new data folder needs it: when
+    each test's daemon built its own, that was the biggest cost of a test starting an App. The
+    daemon still runs the real build_places_db at start; it finds this copy current (same source
+    hash) and keeps it. The build itself is tested in tests/unit/test_places.py."""
+    folder = Path(tempfile.mkdtemp(prefix="shoebox-test-places-"))
+    atexit.register(shutil.rmtree, folder, ignore_errors=True)
+    return build_places_db(folder / "places.db").path
+
+
+def seed_places(data: Path) -> None:
+    """Put the prebuilt places database into a new data folder (see places_template). Only where
+    it changes nothing a test looks at: the folder's parent exists, no places.db is there yet, and
+    it is on the same file system as the template (the fault tests' small tmpfs mounts are not)."""
+    if (data / "places.db").exists() or not data.parent.is_dir() or (data.exists() and not data.is_dir()):
+        return
+    template = places_template()
+    if os.stat(data.parent).st_dev != os.stat(template).st_dev:
+        return
+    data.mkdir(exist_ok=True)
+    shutil.copy2(template, data / "places.db")
+
+
 def make_config(library: Path, data: Path, **settings: Any) -> Config:
-    """A Config for a test: no config file, no SHOEBOX_* from the environment, just these."""
+    """A Config for a test: no config file, no SHOEBOX_* from the environment, just these.
+    A new data folder gets the prebuilt places database (seed_places)."""
+    seed_places(data)
     flags = {"library": str(library), "data": str(data), "index.watch": "false", "index.scan_on_start": "false",
              "index.rescan_interval": "0", "index.workers": "2"}
     flags.update({k.replace("__", "."): str(v) for k, v in settings.items()})

@@ -18,7 +18,8 @@ from typing import Any, Callable
 
 import paho.mqtt.client as mqtt
 
-from tests.integration.support import REPO, SHOEBOX, free_port
+from tests.integration.support import REPO, SHOEBOX, free_port, seed_places
+from tests.waiting import wait_until
 
 MOSQUITTO = "/usr/sbin/mosquitto"
 
@@ -49,16 +50,18 @@ class Broker:
     def start(self, timeout: float = 10.0) -> "Broker":
         self.proc = subprocess.Popen([MOSQUITTO, "-c", str(self.conf)], stdout=subprocess.DEVNULL,
                                      stderr=subprocess.PIPE)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
+
+        def listening() -> bool:
+            if self.proc is not None and self.proc.poll() is not None:
                 raise AssertionError(f"mosquitto exited: {self.proc.stderr.read().decode() if self.proc.stderr else ''}")
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    return self
+                    return True
             except OSError:
-                time.sleep(0.05)
-        raise AssertionError("mosquitto did not start listening")
+                return False
+
+        wait_until(listening, timeout, what="mosquitto to listen")
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
@@ -122,13 +125,14 @@ class Listener:
             return [m for m in self.messages if predicate(m)]
 
     def wait_for(self, predicate: Callable[[Message], bool], timeout: float, what: str, count: int = 1) -> list[Message]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+        def enough() -> list[Message] | None:
             found = self.snapshot(predicate)
-            if len(found) >= count:
-                return found
-            time.sleep(0.05)
-        raise AssertionError(f"timed out after {timeout} s waiting for {what}; got {len(self.snapshot(predicate))}")
+            return found if len(found) >= count else None
+
+        try:
+            return wait_until(enough, timeout, what=what)
+        except AssertionError as exc:
+            raise AssertionError(f"{exc}; got {len(self.snapshot(predicate))}") from None
 
     def publish(self, topic: str, payload: bytes | str, retain: bool = False) -> None:
         self.client.publish(topic, payload, qos=1, retain=retain).wait_for_publish(5)
@@ -152,6 +156,7 @@ def serve(library: Path, data: Path, broker_port: int | None, *extra: str, http_
           thumbs_port: int | None = None, log: Path | None = None) -> subprocess.Popen[bytes]:
     """`shoebox serve` as a user runs it, MQTT on when a broker port is given, zeroconf off
     unless asked for, tagging off unless asked for (faster, and not what these tests are about)."""
+    seed_places(data)
     args = [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
             "--server-port", str(http_port or free_port()), "--server-thumbnail-port", str(thumbs_port or free_port()),
             "--workers", "1", "--zeroconf-enabled", "false",
