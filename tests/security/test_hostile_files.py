@@ -26,8 +26,8 @@ from typing import Any, Callable
 import pytest
 from PIL import Image
 
-from daemon.places.geonames import build_places_db
 from tests.conftest import REPO
+from tests.integration.support import places_template
 from tests.security import bombs
 
 # slow: each bomb is indexed in a child process of its own to read its peak memory
@@ -59,9 +59,9 @@ class Run:
 
 
 @pytest.fixture(scope="module")
-def places_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def places_db() -> Path:
     """Built once and copied into every data folder, so no child spends time or memory on it."""
-    return build_places_db(tmp_path_factory.mktemp("places") / "places.db").path
+    return places_template()
 
 
 def index_in_child(tmp: Path, places_db: Path, files: dict[str, Callable[[Path], Path]],
