@@ -11,9 +11,9 @@ stores them in a transaction of their own and then announces them the same way.
 
 Transports get every event exactly in the order it was stored, from the persistent outbox
 (daemon.events.outbox): each keeps its own cursor, so MQTT and every webhook subscription progress
-on their own and resume after a broker outage or a daemon restart. Delivery is at least once; every event carries a
-unique, time-sortable id (a ULID) that receivers de-duplicate by, which makes it exactly once as
-far as the receiver can tell. The outbox is bounded: the oldest undelivered events are dropped
+on their own and resume after a broker outage or a daemon restart. Delivery is at least once;
+every event carries a unique, time-sortable id (a ULID) that receivers de-duplicate by, which makes
+it exactly once as far as the receiver can tell. The outbox is bounded: the oldest undelivered events are dropped
 first and counted (meta 'events.dropped', shown in the status).
 """
 
@@ -166,8 +166,9 @@ class _Pump:
 
 
 class EventBus:
-    """Owned by the App. `publish()` from anywhere; `add_transport()` to fan out; `stream()` for
-    live listeners (the API's WebSocket/SSE)."""
+    """Owned by the App, which makes it the database's outbox (`stage`/`announce`, used by
+    Database.write_staged). `publish()` from anywhere for what changes no data; `add_transport()`
+    to fan out; `stream()` for live listeners (the API's WebSocket/SSE)."""
 
     def __init__(self, db: Database, *, outbox_max: int = 10_000, durable: Iterable[str] = ()) -> None:
         self.db = db
