@@ -417,6 +417,8 @@ async def tag(config: Config, *, query: str, rerun: bool) -> int:
 
 def cmd_people(config: Config, args: argparse.Namespace) -> int:
     """People commands open the store directly (the daemon may be running: WAL allows it)."""
+    from daemon.events import bus as ev
+    from daemon.events.outbox import stage_beside
     from daemon.store import people as p
     from daemon.store.db import in_transaction, open_sync
 
@@ -425,15 +427,35 @@ def cmd_people(config: Config, args: argparse.Namespace) -> int:
         raise SystemExit(f"shoebox: no library index at {path} yet")
     conn = open_sync(path)
     action = args.people_command
+    ids = ev.UlidFactory()
+
+    def stage(c: sqlite3.Connection, type: str, data: dict[str, Any]) -> None:
+        """The same events as the API raises, in this transaction (a running daemon delivers them)."""
+        stage_beside(c, ids.new(), type, data, config["events.outbox_max"])
+
+    def name_of(c: sqlite3.Connection, uid: str) -> str | None:
+        row = c.execute("SELECT name FROM people WHERE uid = ?", (uid,)).fetchone()
+        return None if row is None else row[0]
 
     def change(c: sqlite3.Connection) -> str | None:
         if action == "name":
             result = p.name_cluster(c, args.cluster, args.name)
+            stage(c, ev.PERSON_NAMED, {"person": result["name"], "person_id": result["person"],
+                                       "cluster": args.cluster, "created": result["created"]})
             return f"{'created' if result['created'] else 'joined'} person {result['person']} {result['name']}"
         if action == "rename":
+            old = name_of(c, args.person)
             p.rename_person(c, args.person, args.name)
+            if name_of(c, args.person) != old:
+                stage(c, ev.PERSON_NAMED, {"person": name_of(c, args.person), "person_id": args.person,
+                                           "old_name": old, "created": False})
+        elif action == "merge" and not args.clusters:
+            merged_name = name_of(c, args.source)
+            p.merge_people(c, args.source, args.target)
+            stage(c, ev.PERSON_MERGED, {"person": name_of(c, args.target), "person_id": args.target,
+                                        "merged": args.source, "merged_name": merged_name})
         elif action == "merge":
-            (p.merge_clusters if args.clusters else p.merge_people)(c, args.source, args.target)
+            p.merge_clusters(c, args.source, args.target)
         elif action == "split":
             return f"new cluster {p.split_cluster(c, args.cluster, args.faces)}"
         elif action == "reject":

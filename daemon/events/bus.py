@@ -20,6 +20,7 @@ first and counted (meta 'events.dropped', shown in the status).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -77,6 +78,7 @@ EVENT_TYPES = (
 # and counted rather than growing memory without bound on a 2 GB Pi.
 PENDING_MAX = 20_000
 WRITE_BATCH = 500
+OUTSIDE_POLL_S = 5.0  # how often an idle transport looks for events other processes staged
 LIVE_QUEUE = 1000
 
 
@@ -350,7 +352,10 @@ class EventBus:
                     while in_flight:
                         await settle_head()
                     await save()
-                    await pump.wake.wait()
+                    # told by announce; and now and then unasked, for events another process
+                    # staged into the outbox (`shoebox people`, daemon.events.outbox.stage_beside)
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(pump.wake.wait(), OUTSIDE_POLL_S)
                     continue
                 for ev in batch:
                     if not accepts(pump.transport, ev):

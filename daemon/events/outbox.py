@@ -136,3 +136,13 @@ def outbox_status(conn: sqlite3.Connection) -> dict[str, Any]:
 
 def newest_seq(conn: sqlite3.Connection) -> int:
     return int(conn.execute("SELECT coalesce(max(seq), 0) FROM events").fetchone()[0])
+
+
+def stage_beside(conn: sqlite3.Connection, event_id: str, type: str, data: dict[str, Any], outbox_max: int) -> Event:
+    """Stage an event from a tool that writes beside the daemon (`shoebox people`), inside the
+    tool's own transaction: the same rule as Database.write_staged. A running daemon's transports
+    find it within a few seconds (they look at the outbox now and then, not only when told), a
+    stopped one's at the next start. Kept only while some transport keeps a cursor, as always."""
+    event = Event(id=event_id, type=type, time=event_time(), data=dict(data))
+    store_events(conn, [event], outbox_max)
+    return event

@@ -23,7 +23,7 @@ from daemon.events.webhooks import create_webhook
 from tests.conftest import copy_sample
 from tests.faults.fs import fill, tmpfs
 from tests.integration.api_support import add_user, api, auth, login, photo_ids
-from tests.integration.support import make_config
+from tests.integration.support import make_config, shoebox
 from tests.integration.test_events_helpers import Broker, Listener, events_of as mqtt_events
 from tests.integration.test_events_webhooks import Receiver
 from tests.waiting import wait_until_async
@@ -140,6 +140,13 @@ async def test_every_event_type_is_raised_by_a_real_action_and_reaches_mqtt_and_
                 filler.unlink()
                 await wait_until_async(lambda: app.storage is not None and not app.storage.paused, 30,
                                        what="indexing to resume")
+
+                # the command line renames him while the daemon runs: its person.named reaches both too
+                await asyncio.to_thread(shoebox, "people", "rename", named[0], "Barack H. Obama", "--library",
+                                        str(library), "--data", str(data))
+                await wait_until_async(lambda: [e for e in hooked("person.named")
+                                                if e["data"].get("old_name") == "Barack Obama"], 30,
+                                       what="person.named of the rename on the command line")
 
                 # home automation sends a command Shoebox does not know (error)
                 await asyncio.to_thread(home.publish, f"{root}/cmd/reboot", "")

@@ -18,8 +18,6 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable
 
 from daemon.auth.roles import Role
-from daemon.store import people
-from daemon.store.db import in_transaction, open_sync
 from tests.conftest import copy_sample
 from tests.integration.api_support import add_user, api, auth, events_of, login, photo_ids, settings
 from tests.integration.support import by_path, free_port, index, make_config, shoebox
@@ -41,19 +39,20 @@ def test_person_recognized_survives_a_kill_9_between_the_tag_commit_and_its_deli
         library: Path, tmp_path: Path, samples: Path) -> None:
     data = tmp_path / "data"
     # Ann's (Obama's) face is known and named before the daemon ever sees the second photo of him.
+    # (MQTT is configured from the start, so its place in the outbox keeps every event from now on.)
+    port = free_port()
     copy_sample(samples, "faces/obama.jpg", library)
-    asyncio.run(index(make_config(library, data)))
+    asyncio.run(index(make_config(library, data, mqtt__enabled="true", mqtt__host="127.0.0.1",
+                                  mqtt__port=str(port))))
     cluster = by_path(data)["obama.jpg"]["faces"][0]["cluster"]
-    conn = open_sync(data / "shoebox.db")
-    try:
-        in_transaction(conn, lambda c: people.name_cluster(c, cluster, "Barack Obama"))
-    finally:
-        conn.close()
+    # named with the command line, which stages person.named by the same rule
+    named = shoebox("people", "name", cluster, "Barack Obama", "--library", str(library), "--data", str(data))
+    assert named.stdout.startswith("created person")
+    assert [r["id"] for r in outbox(data, "person.named")], "the command line staged no person.named"
     copy_sample(samples, "faces/obama2.jpg", library)
 
     # The broker is down: MQTT cannot deliver anything, so the tag job's event can only be in the
     # outbox, committed with the face it describes, when the daemon is killed.
-    port = free_port()
     args = ("--tagging-enabled", "true", "--index-watch", "false")
     proc = serve(library, data, port, *args, log=tmp_path / "serve.log")
     try:
@@ -83,6 +82,9 @@ def test_person_recognized_survives_a_kill_9_between_the_tag_commit_and_its_deli
         event = received[0]
         assert event["data"]["person"] == "Barack Obama" and event["data"]["photo"]
         assert event["data"]["photo"] == by_path(data)["obama2.jpg"]["id"]
+        named_events = ha.wait_for(lambda m: m.topic.endswith("/events/person.named"), 30, "person.named")
+        assert named_events[0].json()["data"] == {"person": "Barack Obama", "person_id": named_events[0].json()[
+            "data"]["person_id"], "cluster": cluster, "created": True}
         assert stop(proc) == 0
     finally:
         if proc.poll() is None:
