@@ -10,8 +10,8 @@ from typing import Any
 
 import pytest
 
-from tests.e2e.conftest import ACCESS_TTL, DESKTOP, PHONE, axe_violations, login, new_page, shares_api, tiles_shown
-from tests.integration.api_support import PASSWORD, Daemon, http_json
+from tests.e2e.conftest import ACCESS_TTL, DESKTOP, PHONE, SERVE, axe_violations, login, new_page, shares_api, tiles_shown
+from tests.integration.api_support import PASSWORD, Daemon, create_admin, http_json
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.slow
@@ -37,6 +37,23 @@ def test_first_run_creates_the_admin_and_lands_on_the_written_empty_timeline(bro
     assert fresh_daemon.login("ann")["user"]["name"] == "ann"
     assert not problems, problems
     ctx.close()
+
+
+def test_the_timeline_tells_an_admin_that_tagging_waits_for_a_missing_model(browser: Any, tmp_path: Path) -> None:
+    """A models folder without the model files (a half-copied install): the admin is told on the
+    timeline which task waits and why, instead of wondering why no labels ever appear."""
+    library, data, models = tmp_path / "library", tmp_path / "data", tmp_path / "models"
+    for folder in (library, data, models):
+        folder.mkdir()
+    create_admin(library, data)
+    with Daemon(library, data, *SERVE, "--tagging-enabled", "true", "--tagging-models-dir", str(models)) as daemon:
+        ctx, page, problems = new_page(browser, daemon)
+        login(page)
+        notice = page.get_by_text("Tagging is paused")
+        notice.wait_for()
+        assert "labels" in notice.inner_text(), notice.inner_text()
+        assert not problems, problems
+        ctx.close()
 
 
 def test_login_shows_the_timeline_with_decoded_thumbnails_and_no_csp_violation(browser: Any, sample_daemon: Daemon) -> None:
