@@ -2598,7 +2598,7 @@ export interface paths {
                 path: {
                     /** @description the photo's thumb_key (content hash) */
                     thumb_key: string;
-                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840";
+                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840" | "fit_480";
                 };
                 cookie?: never;
             };
@@ -2687,7 +2687,7 @@ export interface paths {
                 path: {
                     /** @description the photo's thumb_key (content hash) */
                     thumb_key: string;
-                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840";
+                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840" | "fit_480";
                 };
                 cookie?: never;
             };
@@ -4705,7 +4705,7 @@ export interface paths {
                     token: string;
                     /** @description the photo's thumb_key (content hash) */
                     thumb_key: string;
-                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840";
+                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840" | "fit_480";
                 };
                 cookie?: never;
             };
@@ -4776,7 +4776,7 @@ export interface paths {
                     token: string;
                     /** @description the photo's thumb_key (content hash) */
                     thumb_key: string;
-                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840";
+                    size: "tile_224" | "tile_500" | "fit_720" | "fit_1280" | "fit_1920" | "fit_2560" | "fit_3840" | "fit_480";
                 };
                 cookie?: never;
             };
