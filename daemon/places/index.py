@@ -14,6 +14,8 @@ import threading
 from dataclasses import dataclass
 from pathlib import Path
 
+from daemon.places.geonames import name_key
+
 #: Mean Earth radius (IUGG), km.
 EARTH_RADIUS_KM = 6371.0088
 
@@ -26,6 +28,16 @@ _QUERY = (
     " FROM places_rtree AS r JOIN places AS p ON p.id = r.id"
     " WHERE r.max_lat >= ? AND r.min_lat <= ? AND r.max_lng >= ? AND r.min_lng <= ?"
 )
+
+
+_SEARCH = (
+    "SELECT name, admin1, admin2, country, cc, lat, lng FROM places"
+    " WHERE key >= ? AND key < ? ORDER BY key LIMIT ?"
+)
+
+#: Most rows one search reads from the name index: a prefix of one letter matches ~10,000
+#: places; the best few are among the first (a name sorts before its longer extensions).
+SEARCH_SCAN = 2000
 
 
 class PlacesError(Exception):
@@ -41,6 +53,18 @@ class Place:
     country: str
     country_code: str
     distance_km: float
+    lat: float
+    lng: float
+
+
+@dataclass(frozen=True)
+class Found:
+    """A place found by name: where it is, to put a photo there."""
+
+    name: str
+    region: str
+    country: str
+    country_code: str
     lat: float
     lng: float
 
@@ -152,6 +176,30 @@ class PlaceIndex:
             if radius >= max_km:
                 return None
             radius = min(radius * 2.5, max_km)
+
+    def search(self, query: str, *, limit: int = 10) -> list[Found]:
+        """Places whose name starts with the query, best first: "paris" or "Paris, France" (words
+        after a comma must start a word of the region, the country or be its code). Accents and
+        case do not matter. Bounded: one range of the name index, at most SEARCH_SCAN rows read.
+        No population is in the data, so an exact name comes first, among equal names one that also
+        names its district or region (Paris, France before Paris, Texas), then shorter names."""
+        name, _, rest = query.partition(",")
+        key = name_key(name)
+        wanted = name_key(rest).replace(",", " ").split()
+        if not key or limit < 1:
+            return []
+        conn = self._connection()
+        found: list[tuple[tuple[int, int, int, str], Found]] = []
+        for n, admin1, admin2, country, cc, lat, lng in conn.execute(_SEARCH, (key, key + "\U0010ffff", SEARCH_SCAN)):
+            if wanted:
+                words = set(name_key(f"{admin1} {country}").split()) | {cc.casefold()}
+                if not all(any(w.startswith(x) for w in words) for x in wanted):
+                    continue
+            own = name_key(n)
+            seat = own in (name_key(admin1), name_key(admin2))
+            found.append(((0 if own == key else 1, 0 if seat else 1, len(own), own), Found(n, admin1, country, cc, lat, lng)))
+        found.sort(key=lambda item: item[0])
+        return [f for _, f in found[:limit]]
 
     def close(self) -> None:
         """Close every thread's connection; later lookups raise PlacesError."""
