@@ -468,10 +468,13 @@ def cmd_people(config: Config, args: argparse.Namespace) -> int:
 
     try:
         if action == "list":
-            for row in p.list_people(conn):
+            # the API's counts (visible faces only), hidden people and clusters included and marked
+            rows = [("person", r) for r in p.people_list(conn, hidden=True)]
+            rows += [("cluster", {**r, "name": None}) for r in p.clusters_list(conn, hidden=True)]
+            for kind, row in rows:
                 name = row["name"] or "(unnamed)"
                 hidden = " hidden" if row["hidden"] else ""
-                print(f"{row['kind']:8} {row['uid']}  {name:30} {row['faces']:5} faces {row['photos']:5} photos{hidden}")
+                print(f"{kind:8} {row['id']}  {name:30} {row['faces']:5} faces {row['photos']:5} photos{hidden}")
             return 0
         message = in_transaction(conn, change)
     except p.PeopleError as exc:

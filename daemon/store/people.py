@@ -140,13 +140,65 @@ def set_hidden(conn: sqlite3.Connection, kind: str, uid: str, hidden: bool = Tru
     conn.execute(f"UPDATE {table} SET hidden = ? WHERE id = ?", (int(hidden), row["id"]))
 
 
-def list_people(conn: sqlite3.Connection) -> list[dict[str, Any]]:
-    """Named people and unnamed clusters, with face and photo counts (largest first)."""
-    people = [dict(r) for r in conn.execute(
-        "SELECT p.uid, p.name, p.hidden, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
-        " FROM people p LEFT JOIN faces f ON f.person_id = p.id GROUP BY p.id ORDER BY faces DESC, p.name")]
-    clusters = [dict(r) for r in conn.execute(
-        "SELECT c.uid, c.hidden, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
-        " FROM clusters c JOIN faces f ON f.cluster_id = c.id WHERE c.person_id IS NULL"
-        " GROUP BY c.id ORDER BY faces DESC, c.id")]
-    return [{"kind": "person", **p} for p in people] + [{"kind": "cluster", "name": None, **c} for c in clusters]
+# -- reading: one way to count, for the API and the command line ------------------------------------
+
+
+def _cover_face(conn: sqlite3.Connection, column: str, owner_id: int) -> str | None:
+    row = conn.execute(f"SELECT uid FROM faces WHERE {column} = ? AND hidden = 0 AND crop_key IS NOT NULL"
+                       f" AND crop_key != '' ORDER BY person_source = 'manual' DESC, score DESC, id LIMIT 1",
+                       (owner_id,)).fetchone()
+    return row[0] if row else None
+
+
+def people_list(conn: sqlite3.Connection, *, hidden: bool = False, uid: str | None = None) -> list[dict[str, Any]]:
+    """Named people with how many visible faces and photos they have, most first (hidden people
+    only with `hidden`; a hidden face never counts)."""
+    where = ["1"] if hidden else ["pe.hidden = 0"]
+    params: list[Any] = []
+    if uid is not None:
+        where, params = ["pe.uid = ?"], [uid]
+    rows = conn.execute(
+        "SELECT pe.id, pe.uid, pe.name, pe.hidden, pe.favorite, pe.created_at,"
+        " count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
+        " FROM people pe LEFT JOIN faces f ON f.person_id = pe.id AND f.hidden = 0"
+        f" WHERE {' AND '.join(where)} GROUP BY pe.id ORDER BY faces DESC, pe.name COLLATE NOCASE", params).fetchall()
+    return [{"id": r["uid"], "name": r["name"], "hidden": bool(r["hidden"]), "favorite": bool(r["favorite"]),
+             "faces": int(r["faces"]), "photos": int(r["photos"]), "cover_face": _cover_face(conn, "person_id", r["id"]),
+             "created_at": r["created_at"]} for r in rows]
+
+
+def clusters_list(conn: sqlite3.Connection, *, hidden: bool = False, min_faces: int = 1) -> list[dict[str, Any]]:
+    """Clusters no one has named yet, largest first, counting their visible unassigned faces."""
+    rows = conn.execute(
+        "SELECT c.id, c.uid, c.hidden, count(f.id) AS faces, count(DISTINCT f.photo_id) AS photos"
+        " FROM clusters c JOIN faces f ON f.cluster_id = c.id AND f.hidden = 0 AND f.person_id IS NULL"
+        f" WHERE c.person_id IS NULL{'' if hidden else ' AND c.hidden = 0'}"
+        " GROUP BY c.id HAVING count(f.id) >= ? ORDER BY faces DESC, c.id", (min_faces,)).fetchall()
+    return [{"id": r["uid"], "hidden": bool(r["hidden"]), "faces": int(r["faces"]), "photos": int(r["photos"]),
+             "cover_face": _cover_face(conn, "cluster_id", r["id"])} for r in rows]
+
+
+def faces_of(conn: sqlite3.Connection, column: str, uid: str, *, hidden: bool = False, cursor: int = 0,
+             limit: int = 100) -> dict[str, Any]:
+    """The faces of a person or a cluster, a page at a time (by face id); `has_crop` says whether
+    a crop image exists for it."""
+    table = {"person_id": "people", "cluster_id": "clusters"}[column]
+    owner = conn.execute(f"SELECT id FROM {table} WHERE uid = ?", (uid,)).fetchone()
+    if owner is None:
+        raise PeopleError(f"no {'person' if table == 'people' else 'cluster'} {uid!r}")
+    rows = conn.execute(
+        "SELECT f.id, f.uid, f.x, f.y, f.w, f.h, f.score, f.hidden, f.person_source, f.similarity, f.crop_key,"
+        " ph.uid AS photo_uid, ph.thumb_key, pe.uid AS person_uid, pe.name AS person_name, c.uid AS cluster_uid"
+        " FROM faces f JOIN photos ph ON ph.id = f.photo_id LEFT JOIN people pe ON pe.id = f.person_id"
+        f" LEFT JOIN clusters c ON c.id = f.cluster_id WHERE f.{column} = ? AND f.id > ?"
+        f"{'' if hidden else ' AND f.hidden = 0'} ORDER BY f.id LIMIT ?", (owner[0], cursor, limit + 1)).fetchall()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    faces = [{
+        "id": r["uid"], "photo": r["photo_uid"], "thumb_key": r["thumb_key"],
+        "box": {"x": r["x"], "y": r["y"], "w": r["w"], "h": r["h"]}, "score": r["score"], "hidden": bool(r["hidden"]),
+        "person": None if r["person_uid"] is None else {"id": r["person_uid"], "name": r["person_name"],
+                                                       "source": r["person_source"], "similarity": r["similarity"]},
+        "cluster": r["cluster_uid"], "has_crop": bool(r["crop_key"]),
+    } for r in rows]
+    return {"faces": faces, "next_cursor": str(rows[-1]["id"]) if more and rows else None}

@@ -129,7 +129,11 @@ async def test_named_person_is_recognised_and_user_decisions_survive_retagging(l
     assert [r["name"] for r in rows] == ["Barack Obama"]
     # and the CLI lists the person with the faces the user confirmed
     listing = shoebox("people", "list", "--library", str(library), "--data", str(data)).stdout
-    assert "Barack Obama" in listing
+    line = next(line for line in listing.splitlines() if "Barack Obama" in line)
+    # counted as the API counts: the person's visible faces only
+    visible = query(data, "SELECT count(*) AS n FROM faces f JOIN people p ON p.id = f.person_id"
+                          " WHERE p.name = 'Barack Obama' AND f.hidden = 0")[0]["n"]
+    assert f" {visible} faces" in line, line
 
 
 async def test_missing_model_then_appearing_tags_the_backlog(library: Path, tmp_path: Path, samples: Path) -> None:
