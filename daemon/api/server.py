@@ -14,7 +14,7 @@ from aiohttp import web
 
 from daemon.api import accounts, health, media, openapi, photos
 from daemon.api import index_control, uploads
-from daemon.api import live, shares, webhooks
+from daemon.api import live, shares, users, webhooks
 from daemon.api import albums, labels, people, places, views
 from daemon.api import timeline, webapp
 from daemon.api.access import authenticate
@@ -50,6 +50,7 @@ def make_web_app(app: App) -> web.Application:
     live.setup_routes(web_app, API)
     webhooks.setup_routes(web_app, API)
     for collections in (albums, views, labels, people, places): collections.setup_routes(web_app, API)
+    users.setup_routes(web_app, API)
     assert app.auth is not None
     web_app[THUMB_SERVER] = ThumbServer(web_app[media.THUMBNAILS], app.auth, limits=Limits.from_config(cfg),
                                           hosts=hosts)  # started by start_server

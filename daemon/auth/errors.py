@@ -44,6 +44,13 @@ class AccountError(AuthError):
     code = "invalid_account"
 
 
+class LastAdmin(AccountError):
+    """Demoting or removing the only admin: nobody could manage the library any more."""
+
+    status = 409
+    code = "last_admin"
+
+
 class Conflict(AuthError):
     status = 409
     code = "conflict"

@@ -122,7 +122,7 @@ class AuthService:
         refresh = new_refresh_token()
 
         def start(conn: sqlite3.Connection) -> str:
-            conn.execute("UPDATE users SET failed_logins = 0, locked_until = NULL WHERE id = ?", (user["id"],))
+            accounts.record_login(conn, user["id"])
             if new_hash:
                 conn.execute("UPDATE users SET password_hash = ? WHERE id = ?", (new_hash, user["id"]))
             sessions.prune_sessions(conn)
