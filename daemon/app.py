@@ -33,6 +33,7 @@ from daemon.library.indexer import Indexer, StoreOutcome
 from daemon.library.scanner import Scanner, ScanReport
 from daemon.library.thumbnails import ThumbSettings
 from daemon.library.watcher import LibraryWatcher
+from daemon.listeners import Listeners
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database
@@ -75,8 +76,8 @@ class App:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
         self.outcomes: list[StoreOutcome] = []  # recent store outcomes (index progress)
-        self.listeners: list[Any] = []  # callables(StoreOutcome) for progress bars and events
-        self.tag_listeners: list[Any] = []  # callables(TagOutcome)
+        self.stored: Listeners[StoreOutcome] = Listeners("stored")  # a file indexed: progress, events
+        self.tagged: Listeners[TagOutcome] = Listeners("tagged")  # a photo tagged
 
     # -- staged start ---------------------------------------------------------------------------------
 
@@ -126,7 +127,7 @@ class App:
             places=self.places,
             exiftool=cfg["index.exiftool"], exiftool_timeout=cfg["index.exiftool_timeout"],
             ffmpeg=cfg["index.ffmpeg"], ffprobe=cfg["index.ffprobe"], tagging=bool(tagging.tasks()),
-            on_stored=self._stored, gate=self.gate)
+            on_stored=self.stored.emit, gate=self.gate)
         # One job more than workers keeps every worker busy while a job waits for the writer.
         self.queue = JobQueue(self.db, concurrency=self.pool.workers + 1, retries=cfg["index.job_retries"],
                               storage=self.storage)
@@ -135,7 +136,7 @@ class App:
         self.queue.register("index", self.indexer.handle, self.indexer.failed)
         if tagging.tasks():
             self.tagger = Tagger(self.db, self.pool, settings=tagging, thumbs=self.thumbs,
-                                 thumb_settings=thumb_settings, on_tagged=self._tagged)
+                                 thumb_settings=thumb_settings, on_tagged=self.tagged.emit)
             self.queue.register("tag", self.tagger.handle, self.tagger.failed)
             for task, state in self.tagger.models.states().items():
                 if state["state"] in ("missing", "failed"):
@@ -216,14 +217,6 @@ class App:
         """Indexing paused or resumed (API, MQTT): the MQTT state document says so at once."""
         if self.events is not None and self.events.mqtt is not None:
             self.events.mqtt.request_state()
-
-    def _stored(self, outcome: StoreOutcome) -> None:
-        for listener in list(self.listeners):
-            listener(outcome)
-
-    def _tagged(self, outcome: TagOutcome) -> None:
-        for listener in list(self.tag_listeners):
-            listener(outcome)
 
     # -- background services (serve) ----------------------------------------------------------------------
 

@@ -250,7 +250,7 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None, retry_e
         if bar is not None:
             bar.update(1)
 
-    app.listeners.append(progress)
+    stop_progress = app.stored.subscribe(progress)
     try:
         assert app.queue is not None and app.scanner is not None and app.db is not None
         if retry_errors:
@@ -270,6 +270,7 @@ async def index(config: Config, *, quiet: bool, stats_json: Path | None, retry_e
         gone_reason = await app.db.scalar(
             "SELECT error FROM jobs WHERE wait_reason = 'library' ORDER BY updated_at DESC LIMIT 1") if left else None
     finally:
+        stop_progress()
         if bar is not None:
             bar.close()
         elapsed = time.perf_counter() - started

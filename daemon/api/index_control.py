@@ -33,6 +33,7 @@ from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.jobs.queue import PAUSABLE
 from daemon.library.importer import check_relative_folder
+from daemon.listeners import subscription
 
 RATE_WINDOW_S = 60.0
 RATE_SAMPLES = 20_000  # bounded: at most this many timestamps are kept per kind
@@ -196,15 +197,8 @@ def setup_routes(web_app: web.Application, prefix: str) -> None:
     control = IndexControl()
     web_app[INDEX_CONTROL] = control
     app = web_app[APP_KEY]
-    app.listeners.append(control.on_stored)
-    app.tag_listeners.append(control.on_tagged)
-
-    async def forget(_: web.Application) -> None:
-        for listeners, fn in ((app.listeners, control.on_stored), (app.tag_listeners, control.on_tagged)):
-            if fn in listeners:
-                listeners.remove(fn)
-
-    web_app.on_cleanup.append(forget)
+    web_app.cleanup_ctx.append(subscription(app.stored, control.on_stored))
+    web_app.cleanup_ctx.append(subscription(app.tagged, control.on_tagged))
     r = web_app.router
     r.add_get(f"{prefix}/index", get_progress)
     r.add_post(f"{prefix}/index/start", start)

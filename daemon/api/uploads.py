@@ -50,6 +50,7 @@ from daemon.app import App
 from daemon.auth.roles import Scope
 from daemon.events import bus as ev
 from daemon.library.exiftool import ExifTool
+from daemon.listeners import subscription
 from daemon.store.db import Stage
 from daemon.library.import_runs import ImportBusy, ImportRefused
 from daemon.library.importer import (SNIFF_BYTES, HashingWriter, NotMedia, check_content, check_layout,
@@ -526,13 +527,7 @@ def setup_routes(web_app: web.Application, prefix: str) -> None:
     state = UploadState(root_rel=check_relative_folder(cfg["import.upload_folder"], "[import] upload_folder"),
                         layout=check_layout(cfg["import.layout"]))
     web_app[UPLOADS] = state
-    app.listeners.append(state.on_stored)
-
-    async def forget(_: web.Application) -> None:
-        if state.on_stored in app.listeners:
-            app.listeners.remove(state.on_stored)
-
-    web_app.on_cleanup.append(forget)
+    web_app.cleanup_ctx.append(subscription(app.stored, state.on_stored))
     r = web_app.router
     r.add_post(f"{prefix}/uploads", upload)
     r.add_post(f"{prefix}/import", start_import)

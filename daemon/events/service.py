@@ -13,7 +13,7 @@ import asyncio
 import logging
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Callable
 
 from daemon import __version__
 from daemon.events import bus as ev
@@ -140,6 +140,7 @@ class EventService:
         self.mqtt: MqttTransport | None = None
         self.webhooks: WebhookManager | None = None
         self.announcer: Announcer | None = None
+        self._unsubscribe: Callable[[], None] = lambda: None  # from the indexer's news, on stop
 
     @property
     def instance_id(self) -> str:
@@ -161,7 +162,7 @@ class EventService:
             names.append("mqtt")
         self.bus.durable_names = set(names)
         await self.bus.start()
-        self.app.listeners.append(self.index.on_stored)
+        self._unsubscribe = self.app.stored.subscribe(self.index.on_stored)
         assert self.app.indexer is not None
         self.app.indexer.tx_hooks.append(self.index.in_transaction)
 
@@ -288,6 +289,7 @@ class EventService:
         if self.announcer is not None:
             await self.announcer.stop()
             self.announcer = None
+        self._unsubscribe()
         await self.index.stop()
         await self.bus.stop()
         if self.webhooks is not None:

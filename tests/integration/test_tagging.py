@@ -101,7 +101,7 @@ async def test_named_person_is_recognised_and_user_decisions_survive_retagging(l
 
         # a new photo of the named person arrives: recognised, and announced
         seen: list = []
-        app.tag_listeners.append(seen.append)
+        app.tagged.subscribe(seen.append)
         copy_sample(samples, "faces/obama2.jpg", library)
         await app.index_once()
         recognised = [r for o in seen for r in o.recognized]
