@@ -22,6 +22,7 @@ from daemon.api.errors import json_errors
 from daemon.api.keys import APP_KEY, THUMB_SERVER
 from daemon.api.limits import GuardedSite, Limits
 from daemon.api.origin import KnownHosts, guard
+from daemon.listeners import subscription
 from daemon.api.thumbserver import ThumbServer
 from daemon.api.compression import compress_json
 from daemon.api.metrics import METRICS_KEY, Metrics, metrics_view, timing
@@ -40,7 +41,7 @@ def make_web_app(app: App) -> web.Application:
     web_app[APP_KEY] = app
     metrics = Metrics()
     web_app[METRICS_KEY] = metrics
-    app.listeners.append(metrics.job_done)
+    web_app.cleanup_ctx.append(subscription(app.stored, metrics.job_done))
     health.setup(web_app, API)
     accounts.setup_routes(web_app, API)
     photos.setup_routes(web_app, API)
@@ -58,12 +59,6 @@ def make_web_app(app: App) -> web.Application:
     web_app.router.add_get("/metrics", metrics_view(public_access=cfg["metrics.public"]))
     timeline.setup_routes(web_app, API)
     webapp.setup_routes(web_app, cfg["server.web_root"], cfg["server.thumbnail_port"])  # last: a catch-all
-
-    async def forget_listener(_: web.Application) -> None:
-        if metrics.job_done in app.listeners:
-            app.listeners.remove(metrics.job_done)
-
-    web_app.on_cleanup.append(forget_listener)
     return web_app
 
 
