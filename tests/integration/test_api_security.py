@@ -50,7 +50,7 @@ async def fill(app: App, path: str) -> str:
     return (path.replace("{uid}", row["uid"]).replace("{thumb_key}", row["thumb_key"])
             .replace("{size}", "tile_224").replace("{index}", "0")
             .replace("{session_id}", "0123456789abcdef").replace("{token_id}", "0123456789abcdef")
-            .replace("{share_id}", "0123456789abcdef").replace("{webhook_id}", "1")
+            .replace("{share_id}", "0123456789abcdef").replace("{webhook_id}", "1").replace("{user_id}", "1")
             .replace("{token}", "made-up-share-token-0123456789").replace("{import_id}", "0123456789abcdef")
             .replace("{month}", "2008-05"))
 
