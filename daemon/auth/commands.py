@@ -87,7 +87,8 @@ def run(data: Path, args: argparse.Namespace) -> int:
             elif not users:
                 print("no accounts yet: create the first with `shoebox users add NAME --role admin`")
             for u in users if not args.json else []:  # (no lock to show: failed logins back off, see limiter)
-                print(f"{u['name']:<24} {u['role']:<7} since {u['created_at']}")
+                print(f"{u['name']:<24} {u['role']:<7} since {u['created_at']}"
+                      f"  last login {u['last_login_at'] or 'never'}  {u['sessions']} session(s)")
             return 0
         if action in ("add", "passwd"):
             if action == "passwd" and accounts.get_user(conn, args.name) is None:
