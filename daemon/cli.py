@@ -133,6 +133,16 @@ def check_webhook_targets(config: Config) -> None:
         raise ConfigError(f"invalid value for webhooks.allow_private_targets: {exc}") from None
 
 
+def check_server_tls(config: Config) -> None:
+    """[server] trusted_proxies, tls_cert and tls_key: a bad list or a certificate that cannot be
+    loaded is a configuration error now (exit 2), not a server that fails to start later."""
+    from daemon.api.proxies import parse_trusted_proxies
+    from daemon.system.tls import check_user_certificate
+    parse_trusted_proxies(config["server.trusted_proxies"])
+    if config["server.https"]:
+        check_user_certificate(config["server.tls_cert"], config["server.tls_key"])
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -147,6 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(args)
         check_webhook_targets(config)
+        check_server_tls(config)
     except ConfigError as exc:
         print(f"shoebox: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -203,9 +214,11 @@ async def serve(config: Config) -> None:
     app = App(config)
     await app.start()
     servers = await start_server(app, config["server.host"], config["server.port"], config["server.thumbnail_port"])
-    log.info("serving on http://%s:%d/", config["server.host"], config["server.port"])
+    log.info("serving on %s://%s:%d/", servers.scheme, config["server.host"], config["server.port"])
     if servers.thumbs.port:
-        log.info("thumbnails also on http://%s:%d/api/v1/t/", config["server.host"], servers.thumbs.port)
+        log.info("thumbnails also on %s://%s:%d/api/v1/t/", servers.scheme, config["server.host"], servers.thumbs.port)
+    if servers.plain_port:
+        log.info("plain HTTP on port %d: /api/v1/health, /ca.crt, and a redirect to HTTPS", servers.plain_port)
     if app.auth is not None and not await app.auth.admin_exists():
         log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
                     "(or once, POST /api/v1/setup); until then only /api/v1/health answers")

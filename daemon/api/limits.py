@@ -25,6 +25,7 @@ import asyncio
 import ipaddress
 import json
 import logging
+import ssl
 from dataclasses import dataclass
 from typing import Any, Callable
 
@@ -220,8 +221,9 @@ class GuardedSite(web.BaseSite):
     another protocol factory; aiohttp has no option for one)."""
 
     def __init__(self, runner: web.AppRunner, host: str, port: int, limits: Limits,
-                 handler_args: dict[str, Any] | None = None, backlog: int = 1024) -> None:
-        super().__init__(runner, backlog=backlog)
+                 handler_args: dict[str, Any] | None = None, backlog: int = 1024,
+                 ssl_context: ssl.SSLContext | None = None) -> None:
+        super().__init__(runner, backlog=backlog, ssl_context=ssl_context)
         self._host, self._port = host, port
         self.limits = limits
         self.limiter = ConnectionLimiter(limits.max_connections, limits.max_connections_per_address)
@@ -230,7 +232,7 @@ class GuardedSite(web.BaseSite):
 
     @property
     def name(self) -> str:
-        return f"http://{self._host}:{self.port or self._port}"
+        return f"{'https' if self._ssl_context else 'http'}://{self._host}:{self.port or self._port}"
 
     def _factory(self) -> Callable[[], GuardedHandler]:
         server = self._runner.server
@@ -242,6 +244,9 @@ class GuardedSite(web.BaseSite):
     async def start(self) -> None:
         await super().start()
         loop = asyncio.get_running_loop()
+        # TLS: a handshake must finish within header_timeout too (the connection limits count a
+        # connection only once it is made, i.e. after its handshake)
+        tls = {"ssl": self._ssl_context, "ssl_handshake_timeout": self.limits.header_timeout} if self._ssl_context else {}
         self._server = await loop.create_server(self._factory(), self._host, self._port, backlog=self._backlog,
-                                                reuse_address=True)
+                                                reuse_address=True, **tls)
         self.port = self._server.sockets[0].getsockname()[1] if self._server.sockets else self._port

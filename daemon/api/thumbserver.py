@@ -38,6 +38,7 @@ import asyncio
 import json
 import logging
 import re
+import ssl
 import time
 from collections import deque
 from dataclasses import dataclass
@@ -172,10 +173,12 @@ class ThumbServer:
         self._server: asyncio.AbstractServer | None = None
         self.port: int | None = None
 
-    async def start(self, host: str, port: int) -> None:
+    async def start(self, host: str, port: int, ssl_context: ssl.SSLContext | None = None) -> None:
+        """Listen on host:port; with `ssl_context`, HTTPS (the API port's certificate)."""
         loop = asyncio.get_running_loop()
+        tls = {"ssl": ssl_context, "ssl_handshake_timeout": self.header_timeout} if ssl_context else {}
         self._server = await loop.create_server(lambda: _Connection(self), host, port, reuse_address=True,
-                                                backlog=1024)
+                                                backlog=1024, **tls)
         self.port = self._server.sockets[0].getsockname()[1]
 
     async def stop(self) -> None:

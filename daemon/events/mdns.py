@@ -1,11 +1,13 @@
 """zeroconf (mDNS/DNS-SD): a phone or Home Assistant on the same network finds Shoebox without an
 address typed in.
 
-Two services point at the web server: `_http._tcp` (what browsers and generic tools look for)
-and `_shoebox._tcp` (what a Shoebox app looks for), both with TXT `txtvers=1`, `path=/`,
+Two services point at the web server: `_http._tcp` (what browsers and generic tools look for;
+`_https._tcp` when the server speaks HTTPS, the default) and `_shoebox._tcp` (what a Shoebox app
+looks for), both on the HTTPS port when HTTPS is on, with TXT `txtvers=1`, `path=/`,
 `version`, `api=/api/v1`, `id` (the library's stable instance id, so a client can tell two
 Shoeboxes apart and recognise one whose address changed) and, when the thumbnail server runs,
-`thumbs` (its port). Registered only once the HTTP server
+`thumbs` (its port), and with HTTPS `scheme=https` (so an app knows to connect with TLS and,
+with the local CA, what to trust). Registered only once the HTTP server
 listens; a name already taken on the network gets a number (`Shoebox-2`); the addresses are
 checked every `poll` seconds (a DHCP renewal, Wi-Fi and Ethernet swapped) and the records
 updated; everything is withdrawn on shutdown so clients do not keep a dead entry.
@@ -27,6 +29,7 @@ from zeroconf.asyncio import AsyncServiceBrowser, AsyncZeroconf
 log = logging.getLogger(__name__)
 
 SERVICE_TYPES = ("_http._tcp.local.", "_shoebox._tcp.local.")
+HTTPS_SERVICE_TYPES = ("_https._tcp.local.", "_shoebox._tcp.local.")
 LISTEN_BEFORE_REGISTER = 1.5  # seconds
 
 
@@ -79,8 +82,10 @@ class Announcer:
 
     def __init__(self, *, port: int, instance_id: str, version: str, name: str = "Shoebox",
                  interfaces: list[str] | None = None, poll: float = 30.0, hostname: str | None = None,
-                 thumbnail_port: int | None = None) -> None:
+                 thumbnail_port: int | None = None, https: bool = False) -> None:
         self.port = port
+        self.https = https
+        self.service_types = HTTPS_SERVICE_TYPES if https else SERVICE_TYPES
         self.thumbnail_port = thumbnail_port
         self.instance_id = instance_id
         self.version = version
@@ -97,6 +102,8 @@ class Announcer:
         txt = {"txtvers": "1", "path": "/", "version": self.version, "api": "/api/v1", "id": self.instance_id}
         if self.thumbnail_port:
             txt["thumbs"] = str(self.thumbnail_port)
+        if self.https:
+            txt["scheme"] = "https"
         return txt
 
     def current_addresses(self) -> list[str]:
@@ -117,10 +124,10 @@ class Announcer:
         # python-zeroconf spots a taken name only from records already in its cache, and a probe's
         # answer does not carry the PTR it looks for: listen for the service types first, so
         # another Shoebox's records are known before we pick our name.
-        browser = AsyncServiceBrowser(self.zc.zeroconf, list(SERVICE_TYPES), handlers=[lambda **_: None])
+        browser = AsyncServiceBrowser(self.zc.zeroconf, list(self.service_types), handlers=[lambda **_: None])
         await asyncio.sleep(LISTEN_BEFORE_REGISTER)
         await browser.async_cancel()
-        for service_type in SERVICE_TYPES:
+        for service_type in self.service_types:
             info = self._info(service_type, f"{self.name}.{service_type}", self.addresses)
             await (await self.zc.async_register_service(info, allow_name_change=True))
             self.infos.append(info)  # its name now carries any "-2" a conflict added

@@ -197,7 +197,7 @@ class EventService:
             return
         self.announcer = Announcer(port=port, instance_id=self.instance_id, version=__version__,
                                    name=cfg["zeroconf.name"], interfaces=parse_interfaces(cfg["zeroconf.interfaces"]),
-                                   thumbnail_port=thumbnail_port)
+                                   thumbnail_port=thumbnail_port, https=cfg["server.https"])
         try:
             await self.announcer.start()
         except OSError as exc:  # no multicast-capable interface: serve anyway, say why

@@ -99,6 +99,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
              "--server-port", str(free_port()), "--server-thumbnail-port", "0", "--zeroconf-enabled", "false",
+             "--server-https", "false",
              *extra],
             cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=self._log_fh)
 

@@ -162,7 +162,7 @@ class Daemon:
         self.proc = subprocess.Popen(
             [*SHOEBOX, "serve", "--library", str(self.library), "--data", str(self.data), "--server-host",
              "127.0.0.1", "--server-port", str(self.port), "--server-thumbnail-port", str(self.thumbs_port), "--workers", "2", "--index-watch", "false",
-             "--tagging-enabled", "false", "--zeroconf-enabled", "false", *self.extra],
+             "--tagging-enabled", "false", "--zeroconf-enabled", "false", "--server-https", "false", *self.extra],
             cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=self.stderr_file)
         proc = self.proc
 

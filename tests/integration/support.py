@@ -56,7 +56,7 @@ def make_config(library: Path, data: Path, **settings: Any) -> Config:
     A new data folder gets the prebuilt places database (seed_places)."""
     seed_places(data)
     flags = {"library": str(library), "data": str(data), "index.watch": "false", "index.scan_on_start": "false",
-             "index.rescan_interval": "0", "index.workers": "2"}
+             "index.rescan_interval": "0", "index.workers": "2", "server.https": "false"}  # HTTPS: test_https.py
     flags.update({k.replace("__", "."): str(v) for k, v in settings.items()})
     return load_config(env={}, flags=flags, search_default_files=False)
 

@@ -97,7 +97,7 @@ def test_serve_answers_health_and_status_and_picks_up_new_files(library: Path, t
     port = free_port()
     proc = subprocess.Popen(
         [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
-         "--server-port", str(port), "--workers", "2", "--zeroconf-enabled", "false"],
+         "--server-port", str(port), "--workers", "2", "--zeroconf-enabled", "false", "--server-https", "false"],
         cwd=REPO, env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     base = f"http://127.0.0.1:{port}/api/v1"
     try:

@@ -160,7 +160,7 @@ def serve(library: Path, data: Path, broker_port: int | None, *extra: str, http_
     args = [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
             "--server-port", str(http_port or free_port()), "--server-thumbnail-port", str(thumbs_port or free_port()),
             "--workers", "1", "--zeroconf-enabled", "false",
-            "--tagging-enabled", "false", "--index-rescan-interval", "0"]
+            "--tagging-enabled", "false", "--index-rescan-interval", "0", "--server-https", "false"]
     if broker_port is not None:
         args += ["--mqtt-enabled", "true", "--mqtt-host", "127.0.0.1", "--mqtt-port", str(broker_port),
                  "--mqtt-state-interval", "1"]

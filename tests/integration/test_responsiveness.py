@@ -58,7 +58,7 @@ def test_api_latency_stays_flat_while_tagging(library: Path, tmp_path: Path, sam
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHOEBOX_")}
     proc = subprocess.Popen(
         [*SHOEBOX, "serve", "--library", str(library), "--data", str(data), "--server-host", "127.0.0.1",
-         "--server-port", str(port), "--workers", "2"],
+         "--server-port", str(port), "--workers", "2", "--server-https", "false"],
         cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     health = f"http://127.0.0.1:{port}/api/v1/health"
     try:
