@@ -37,6 +37,7 @@ from daemon.listeners import Listeners
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database
+from daemon.system.notify import Notifier
 from daemon.system.permissions import private_dir
 from daemon.store.status import library_status
 from daemon.system.diskspace import DiskSpace, StorageFull, Volume, check_data_dir, free_bytes, is_no_space
@@ -51,8 +52,10 @@ class DataDirBusy(Exception):
 
 
 class App:
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, *, notifier: Notifier | None = None) -> None:
         self.config = config
+        # systemd's ear (`shoebox serve` under a unit): slow start steps ask it for more time
+        self.notifier = notifier or Notifier()
         self.data: Path = config.data
         self.library: Path = config.library
         self.db_path = self.data / "shoebox.db"
@@ -106,13 +109,17 @@ class App:
         # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from
         # the header in daemon.library.decode) instead of refusing 180-200 MP photos on its own.
         Image.MAX_IMAGE_PIXELS = cfg["index.max_pixels"]
-        self.db = await Database.open(self.db_path, readers=3, query_seconds=cfg["search.max_seconds"])
+        self.notifier.extend_timeout(120, "checking the database")
+        self.db = await Database.open(self.db_path, readers=3, query_seconds=cfg["search.max_seconds"],
+                                      on_migration=lambda name: self.notifier.extend_timeout(
+                                          600, f"updating the database: {name}"))
         # Accounts and tokens: the signing secret is made here at first start (data/secret.key, 0600).
         self.auth = AuthService(self.db, self.data, AuthSettings.from_config(cfg.section("auth")))
         self.pool = WorkerPool(cfg.workers, nice=cfg["index.nice"])
         await self._recover_from_crash()
         self.storage.open_state_file()
         places_db = self.data / "places.db"
+        self.notifier.extend_timeout(300, "preparing offline places")  # minutes on a Pi the first time
         try:
             await self.pool.run(build_places_db, places_db)
             self.places = PlaceIndex(places_db)

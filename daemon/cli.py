@@ -209,10 +209,17 @@ def cmd_serve(config: Config, args: argparse.Namespace) -> int:
 async def serve(config: Config) -> None:
     from daemon.api.server import start_server
     from daemon.app import App
-    from daemon.system import notify
+    from daemon.system.notify import Notifier, status_line
 
-    app = App(config)
-    await app.start()
+    notifier = Notifier.from_environ()
+    app = App(config, notifier=notifier)
+    # fed from the start on: migrations and the first places build can take minutes on a Pi
+    watchdog = asyncio.create_task(notifier.feed_watchdog(), name="watchdog")
+    try:
+        await app.start()
+    except BaseException:
+        watchdog.cancel()
+        raise
     servers = await start_server(app, config["server.host"], config["server.port"], config["server.thumbnail_port"])
     log.info("serving on %s://%s:%d/", servers.scheme, config["server.host"], config["server.port"])
     if servers.thumbs.port:
@@ -223,9 +230,14 @@ async def serve(config: Config) -> None:
         log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
                     "(or once, POST /api/v1/setup); until then only /api/v1/health answers")
     if app.events is not None:  # zeroconf: only once the server answers (probing takes seconds)
-        app.spawn(app.events.start_announcer(config["server.port"], servers.thumbs.port), "zeroconf")
+        try:  # READY means "open it now": wait for the announcement, but never for long
+            await asyncio.wait_for(app.events.start_announcer(config["server.port"], servers.thumbs.port), 15)
+        except asyncio.TimeoutError:
+            log.warning("zeroconf: not announced after 15 s; serving anyway")
     app.start_background()
-    notify.ready()
+    notifier.ready(status_line(await app.status()))
+    if notifier.enabled:
+        app.spawn(_report_status(app, notifier), "systemd-status")
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -233,10 +245,31 @@ async def serve(config: Config) -> None:
     try:
         await stop.wait()
     finally:
-        notify.stopping()
+        notifier.stopping()
         log.info("stopping")
         await servers.cleanup()
         await app.stop()
+        watchdog.cancel()
+        await asyncio.gather(watchdog, return_exceptions=True)
+        notifier.close()
+
+
+async def _report_status(app: Any, notifier: Any, every: float = 5.0) -> None:
+    """`systemctl status shoebox` shows what the daemon does, refreshed every few seconds (only
+    when it changed)."""
+    from daemon.system.notify import status_line
+
+    last = ""
+    while True:
+        await asyncio.sleep(every)
+        try:
+            line = status_line(await app.status())
+        except Exception as exc:  # a status that cannot be read now is no reason to stop reporting
+            log.debug("status for systemd: %s", exc)
+            continue
+        if line != last:
+            notifier.status(line)
+            last = line
 
 
 def cmd_index(config: Config, args: argparse.Namespace) -> int:

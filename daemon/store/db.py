@@ -107,8 +107,10 @@ def migrations() -> list[tuple[int, str, str]]:
     return found
 
 
-def apply_migrations(conn: sqlite3.Connection) -> list[str]:
-    """Bring the schema up to date; each migration in its own transaction. Returns those applied."""
+def apply_migrations(conn: sqlite3.Connection, before_each: Callable[[str], object] | None = None) -> list[str]:
+    """Bring the schema up to date; each migration in its own transaction. Returns those applied.
+    `before_each(name)` is told before each one starts (a migration of a big library is slow: the
+    service manager is asked for more time)."""
     current = conn.execute("PRAGMA user_version").fetchone()[0]
     applied = []
     shipped = migrations()
@@ -120,6 +122,8 @@ def apply_migrations(conn: sqlite3.Connection) -> list[str]:
     for version, name, sql in shipped:
         if version <= current:
             continue
+        if before_each is not None:
+            before_each(name)
         conn.execute("BEGIN IMMEDIATE")
         try:
             for statement in _split_sql(sql):
@@ -189,13 +193,17 @@ class Database:
         self.generation = 0
         #: The event outbox `write_staged` stages into; the App wires the event bus here. Without
         #: one (a tool that opens the store alone) there is nobody to tell and staging does nothing.
+        self._on_migration: Callable[[str], object] | None = None
         self.outbox: Outbox | None = None
 
     @classmethod
-    async def open(cls, path: Path, *, readers: int = 2, query_seconds: float | None = None) -> "Database":
+    async def open(cls, path: Path, *, readers: int = 2, query_seconds: float | None = None,
+                   on_migration: Callable[[str], object] | None = None) -> "Database":
         """Open the writer and `readers` reader connections; `query_seconds` is how long one search
-        may run on any of them (None: no limit), see daemon.search.engine."""
+        may run on any of them (None: no limit), see daemon.search.engine; `on_migration(name)` is
+        called (in the writer's thread) before each migration is applied."""
         db = cls(path, readers=readers, query_seconds=query_seconds)
+        db._on_migration = on_migration
         try:
             await db._open()
         except BaseException:
@@ -219,7 +227,7 @@ class Database:
             check = conn.execute("PRAGMA quick_check").fetchone()[0]
             if check != "ok":
                 raise StoreError(f"database {self.path} failed its integrity check: {check}")
-            return apply_migrations(conn)
+            return apply_migrations(conn, self._on_migration)
 
         applied = await self._run(self._writer, setup)
         tighten_existing(Path(f"{self.path}-wal"), Path(f"{self.path}-shm"))  # made wider by an older version
