@@ -15,8 +15,9 @@ PYTEST_ARGS ?=
 # pillow-simd builds against; python3-venv for .venv.
 APT_RUN := python3-venv python3-dev gcc libimage-exiftool-perl ffmpeg \
   libjpeg-dev zlib1g-dev libtiff-dev libwebp-dev liblcms2-dev libfreetype-dev libopenjp2-7-dev
-# Testing (make test, on top of running): a real MQTT broker, and Chromium for the browser tests.
-APT_TEST := mosquitto chromium chromium-driver
+# Testing (make test, on top of running): a real MQTT broker, Chromium for the browser tests,
+# systemd-analyze (package systemd) to check the shipped unit.
+APT_TEST := mosquitto chromium chromium-driver systemd
 # Benchmarking (make bench, on top of running): MQTT, libvips and nginx/wrk to compare against, Chromium.
 APT_BENCH := mosquitto libvips-tools nginx-light wrk chromium
 # Building the models (make models-build and models/labels_build.py): virtualenvs and WordNet.
@@ -28,7 +29,7 @@ APT_PACKAGES := $(sort $(APT_RUN) $(APT_TEST) $(APT_BENCH) $(APT_MODELS))
 NODE_PACKAGES := nodejs npm
 # Programs (or files) whose absence means a group is not installed yet.
 RUN_PROBES := exiftool ffmpeg ffprobe
-TEST_PROBES := mosquitto chromium
+TEST_PROBES := mosquitto chromium systemd-analyze
 BENCH_PROBES := mosquitto vipsthumbnail nginx wrk chromium
 MODELS_PROBES := /usr/share/wordnet/data.noun
 NODE_PROBES := node npm
