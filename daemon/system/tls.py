@@ -311,12 +311,18 @@ class ServerTls:
         """Make what is missing and build the context. Blocking (key generation): in a thread."""
         if self.local is not None:
             self.local.ensure()
+        for path in (self.cert_path, self.key_path):  # ssl's own errors do not name the file
+            try:
+                with open(path, "rb"):
+                    pass
+            except FileNotFoundError:
+                raise TlsError(f"cannot read {path}: it does not exist") from None
+            except PermissionError:
+                raise TlsError(f"cannot read {path}: permission denied (the service user must be able to read it)") from None
+            except IsADirectoryError:
+                raise TlsError(f"cannot read {path}: it is a folder, not a file") from None
         try:
             self.context = server_context(self.cert_path, self.key_path)
-        except FileNotFoundError as exc:
-            raise TlsError(f"cannot read {exc.filename}: it does not exist") from None
-        except PermissionError as exc:
-            raise TlsError(f"cannot read {exc.filename}: permission denied") from None
         except ssl.SSLError as exc:
             raise TlsError(f"{self.cert_path} and {self.key_path} are not a PEM certificate and its matching "
                            f"unencrypted private key ({exc.reason or exc})") from None
