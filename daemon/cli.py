@@ -114,6 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_webhooks_parser(sub, common)
 
+    p = sub.add_parser("doctor", help="check disks, permissions, clock, models, tools, certificate, database and "
+                       "watchdog; print what to fix (exit 0 ok, 1 warnings, 2 problems)")
+    common(p, settings=True)  # the same settings as serve: check what serve would use
+    p.add_argument("--json", action="store_true", help="print JSON instead of text")
+
     p = sub.add_parser("config", help="print the effective settings and where each came from")
     common(p, workers=True, settings=True)
     return parser
@@ -166,7 +171,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from daemon.auth.commands import run as run_users
         return run_users(config.data, args)
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
-               "config": cmd_config, "import": cmd_import, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks}[args.command]
+               "config": cmd_config, "import": cmd_import, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks,
+               "doctor": cmd_doctor}[args.command]
     try:
         return handler(config, args)
     except KeyboardInterrupt:
@@ -199,6 +205,19 @@ def cmd_config(config: Config, args: argparse.Namespace) -> int:
     for name, value, origin in config.describe():
         print(f"{name} = {value}    # {origin}")
     return 0
+
+
+def cmd_doctor(config: Config, args: argparse.Namespace) -> int:
+    """Read-only checks, one line each (daemon.system.doctor); safe beside a running daemon."""
+    from daemon.system.doctor import as_json, diagnose, exit_code
+
+    findings = diagnose(config)
+    if args.json:
+        print(json.dumps(as_json(findings), indent=2))
+    else:
+        for finding in findings:
+            print(finding.line())
+    return exit_code(findings)
 
 
 def cmd_serve(config: Config, args: argparse.Namespace) -> int:
