@@ -204,6 +204,12 @@ def make_server_cert(ca_key: ec.EllipticCurvePrivateKey, ca: x509.Certificate, i
     return key, cert
 
 
+def fingerprint(cert: x509.Certificate) -> str:
+    """SHA-256 fingerprint as `openssl x509 -noout -fingerprint -sha256` prints it: what a user
+    compares on a device before trusting a CA downloaded over plain HTTP."""
+    return ":".join(f"{b:02X}" for b in cert.fingerprint(hashes.SHA256()))
+
+
 def _read_cert(path: Path) -> x509.Certificate | None:
     try:
         return x509.load_pem_x509_certificate(path.read_bytes())
@@ -254,7 +260,8 @@ class LocalCertificates:
             write_private(self.ca_key, _key_pem(ca_key))
             write_private(self.ca_cert, _cert_pem(ca), 0o644)
             log.info("tls: made a local certificate authority %r in %s (install %s on your devices: "
-                     "README, HTTPS on your network)", ca.subject.rfc4514_string(), self.folder, self.ca_cert)
+                     "README, HTTPS on your network; SHA-256 fingerprint %s)", ca.subject.rfc4514_string(),
+                     self.folder, self.ca_cert, fingerprint(ca))
         wanted = self.wanted()
         reason = renewal_reason(_read_cert(self.cert), ca, wanted, now)
         if reason is None and self._read_key(self.key) is None:

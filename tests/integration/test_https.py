@@ -338,3 +338,41 @@ def test_a_user_certificate_that_cannot_work_stops_start_up_with_the_reason(tmp_
     expected = {"cert_only": "go together", "wrong_key": "matching", "missing": "nope.crt"}[case]
     assert "configuration error" in run.stderr and expected in run.stderr, run.stderr[-2000:]
     assert "Traceback" not in run.stderr
+
+
+@pytest.mark.slow
+async def test_zeroconf_announces_the_https_port(tmp_path: Path) -> None:
+    from zeroconf import ServiceStateChange
+    from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+    from tests.waiting import wait_until_async
+
+    library, data = tmp_path / "library", tmp_path / "data"
+    library.mkdir()
+    types = ["_https._tcp.local.", "_http._tcp.local.", "_shoebox._tcp.local."]
+    found: list[tuple[str, str]] = []
+
+    def changed(zeroconf, service_type, name, state_change):  # type: ignore[no-untyped-def]
+        if state_change is ServiceStateChange.Added:
+            found.append((service_type, name))
+
+    with HttpsDaemon(library, data, "--zeroconf-enabled", "true", "--zeroconf-interfaces", "127.0.0.1",
+                     "--zeroconf-name", "Shoebox tls") as d:
+        zc = AsyncZeroconf(interfaces=["127.0.0.1"])
+        browser = AsyncServiceBrowser(zc.zeroconf, types, handlers=[changed])
+        try:
+            await wait_until_async(lambda: len(found) >= 2, 30, what="both services announced")
+            assert sorted(t for t, _ in found) == ["_https._tcp.local.", "_shoebox._tcp.local."], found
+            for service_type, name in found:
+                info = AsyncServiceInfo(service_type, name)
+                assert await info.async_request(zc.zeroconf, 3000), name
+                txt = {k.decode(): (v or b"").decode() for k, v in info.properties.items()}
+                assert info.port == d.port and txt["scheme"] == "https" and txt["thumbs"] == str(d.thumbs_port)
+        finally:
+            await browser.async_cancel()
+            await zc.async_close()
+        # what it points at answers HTTPS with the local CA
+        trust = client_context(data / "tls" / "ca.crt")
+        status, _, _ = await asyncio.to_thread(get, d.port, "/api/v1/health", context=trust, host="localhost")
+        assert status == 200
+        await wait_until_async(lambda: d.stderr().count("zeroconf: announced") >= 2, 20, what="registration done")
