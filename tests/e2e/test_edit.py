@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import SERVE, login, new_page
+from tests.e2e.conftest import SERVE, axe_violations, login, new_page
 from tests.integration.api_support import PASSWORD, Daemon, build_indexed, create_admin, http_json
 from tests.waiting import wait_until
 
@@ -85,7 +85,14 @@ def test_a_title_and_a_date_with_offset_edited_in_the_lightbox_stay_manual_throu
     assert p["taken_at"] == "2019-07-05T15:30:00" and p["taken_at_utc"] == "2019-07-05T10:00:00Z"
     assert p["sources"]["title"] == p["sources"]["taken_at"] == "manual"
     assert page.locator("#edit-date-err").inner_text() == ""
+    # a place found by name offline becomes the photo's location
+    page.fill("#edit-place", "koeln")
+    info.get_by_role("button", name=re.compile("^Koeln")).click()
+    info.locator(".where").filter(has_text="Koeln, North Rhine-Westphalia, Germany").wait_for()
+    assert saved()["place"]["city"] == "Koeln" and saved()["sources"]["lat"] == "manual"
     page.screenshot(path=str(artifacts / "edit-desktop.png"))
+    violations = axe_violations(page)
+    assert not violations, violations
 
     # reload: the lightbox and its info panel come back with the edits, marked manual
     page.reload()
@@ -126,7 +133,7 @@ def test_a_viewer_sees_no_edit_control_and_the_api_refuses_the_edit(browser: Any
     ctx, page, problems = new_page(browser, edit_daemon)
     login(page, "vic")
     page.goto(f"/?photo={photo['id']}")
-    page.locator(".pswp--open").wait_for()
+    page.locator(".pswp[data-ready]").wait_for()  # its keys are bound
     page.get_by_role("button", name="Info").click()
     info = page.locator("aside.info")
     info.locator("dt", has_text="Taken").wait_for()
