@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 import pytest
 
-from tests.e2e.conftest import SERVE, axe_violations, login, new_page
+from tests.e2e.conftest import PHONE, SERVE, axe_violations, login, new_page
 from tests.integration.api_support import PASSWORD, Daemon, build_indexed, create_admin, http_json
 from tests.waiting import wait_until
 
@@ -120,6 +120,12 @@ def test_a_title_and_a_date_with_offset_edited_in_the_lightbox_stay_manual_throu
     info.locator("dd.title").filter(has_text="Harbour at dusk").wait_for()
     assert "from XMP sidecar" in info.locator("dt", has_text="Description").inner_text()
     assert "UTC+05:30" in info.locator("dd.taken").inner_text()
+    # on a phone the editor is a sheet over the lower half of the photo
+    page.set_viewport_size(PHONE)
+    info.get_by_role("button", name="Edit").click()
+    page.locator("#edit-title").wait_for()
+    assert page.input_value("#edit-title") == "Harbour at dusk" and page.input_value("#edit-offset") == "+05:30"
+    page.screenshot(path=str(artifacts / "edit-phone.png"))
     assert not problems, problems
     ctx.close()
 
