@@ -21,6 +21,8 @@ from PIL import Image
 
 from daemon import __version__
 from daemon.auth.service import AuthService, AuthSettings
+from daemon.backup.make import pre_migration_backup, schema_version
+from daemon.backup.schedule import BackupScheduler, BackupSettings
 from daemon.config import Config
 from daemon.events.service import EventService
 from daemon.jobs.pool import WorkerPool
@@ -36,7 +38,7 @@ from daemon.library.watcher import LibraryWatcher
 from daemon.listeners import Listeners
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
-from daemon.store.db import Database
+from daemon.store.db import Database, migrations
 from daemon.system.notify import Notifier
 from daemon.system.permissions import private_dir
 from daemon.store.status import library_status
@@ -75,6 +77,7 @@ class App:
         self.events: EventService | None = None  # app.events.publish(type, data): daemon.events
         self.imports: ImportRuns | None = None  # server-side imports: daemon.library.import_runs
         self.storage: DiskSpace | None = None  # free space; pauses indexing when full: daemon.system.diskspace
+        self.backups: BackupScheduler | None = None  # [backup] schedule while serving: daemon.backup.schedule
         self.started_at = time.time()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._lock_fd: int | None = None
@@ -109,6 +112,7 @@ class App:
         # Pillow's own bomb limit is process-wide; make it agree with ours (checked per file from
         # the header in daemon.library.decode) instead of refusing 180-200 MP photos on its own.
         Image.MAX_IMAGE_PIXELS = cfg["index.max_pixels"]
+        await self._backup_before_migrations()
         self.notifier.extend_timeout(120, "checking the database")
         self.db = await Database.open(self.db_path, readers=3, query_seconds=cfg["search.max_seconds"],
                                       on_migration=lambda name: self.notifier.extend_timeout(
@@ -160,6 +164,18 @@ class App:
         self.queue.start()
         log.info("shoebox %s: library %s, data %s, %d workers", __version__, self.library, self.data,
                  self.pool.workers)
+
+    async def _backup_before_migrations(self) -> None:
+        """An existing database that this version will migrate is copied first, into
+        data/backups/pre-migration-<version>-<time>/ (the last 3 kept; `shoebox restore` takes
+        them): a migration that goes wrong, or a downgrade, loses nothing. A new or current
+        database has nothing to save, so this costs a normal start one PRAGMA."""
+        shipped = len(migrations())
+        if not self.db_path.is_file():
+            return
+        if 0 < await asyncio.to_thread(schema_version, self.db_path) < shipped:
+            self.notifier.extend_timeout(600, "backing up the database before updating it")
+            await asyncio.to_thread(pre_migration_backup, self.db_path, self.data, shipped)
 
     @property
     def _running_marker(self) -> Path:
@@ -262,6 +278,10 @@ class App:
             self.spawn(self._watch_models(), "models")
         if self.events is not None:
             self.spawn(self.events.start_transports(), "events-transports")
+        backup = BackupSettings.from_config(cfg.section("backup"))
+        if backup.enabled:
+            self.backups = BackupScheduler(self, backup)
+            self.spawn(self.backups.run_forever(), "backups")
 
     async def _watch_models(self, interval: float = 30.0) -> None:
         """Tag the backlog once a missing or broken model file is usable, and unload idle models."""

@@ -27,6 +27,7 @@ log = logging.getLogger("shoebox")
 # busy, 4 database unusable are set where they happen.
 EXIT_DISK_FULL = 5  # the data (or thumbnail) disk has less than [index] min_free_mib free
 EXIT_DATA_UNUSABLE = 6  # the data folder is not a folder or cannot be written
+EXIT_BACKUP_REFUSED = 7  # backup: no destination or it failed; restore: damaged, newer, or not empty
 
 # Short flags every command that touches a library accepts (they set the same settings as the
 # long --index-workers style flags).
@@ -119,6 +120,23 @@ def build_parser() -> argparse.ArgumentParser:
     common(p, settings=True)  # the same settings as serve: check what serve would use
     p.add_argument("--json", action="store_true", help="print JSON instead of text")
 
+    p = sub.add_parser("backup", help="copy the database (consistently, while serving), secrets, keys and the "
+                       "config file into a new timestamped folder in DEST (see README: Backups)")
+    common(p)
+    p.add_argument("dest", nargs="?", type=Path, help="the folder to put the backup in (default: [backup] destination)")
+    p.add_argument("--thumbnails", action="store_true", help="include the thumbnails (normally remade)")
+    p.add_argument("--originals", action="store_true", help="include a copy of every library file, as it is")
+    p.add_argument("--keep", type=int, metavar="N", help="then remove all but the N newest backups of this library in DEST")
+
+    p = sub.add_parser("restore", help="verify a backup and restore it into a stopped, empty data folder")
+    common(p)
+    p.add_argument("src", type=Path, help="the backup folder (shoebox-backup-... or data/backups/pre-migration-...)")
+    p.add_argument("--replace", action="store_true",
+                   help="the data folder holds a library index: move it aside (to data/backups/) and restore")
+    p.add_argument("--originals", action="store_true",
+                   help="also copy the backup's originals into the library (files already there are left alone)")
+    p.add_argument("--check", action="store_true", help="only verify the backup (checksums, version) and exit")
+
     p = sub.add_parser("config", help="print the effective settings and where each came from")
     common(p, workers=True, settings=True)
     return parser
@@ -148,6 +166,13 @@ def check_server_tls(config: Config) -> None:
         check_user_certificate(config["server.tls_cert"], config["server.tls_key"])
 
 
+def check_backup(config: Config) -> None:
+    """A backup schedule without a destination is a configuration error now (exit 2)."""
+    if config["backup.schedule"] != "off" and not str(config["backup.destination"]).strip():
+        raise ConfigError(f"backup.schedule is {config['backup.schedule']!r} but backup.destination is empty: "
+                          "name the folder backups go to (e.g. a folder on a USB disk)")
+
+
 def setup_logging(level: str) -> None:
     logging.basicConfig(level=getattr(logging, level.upper()), stream=sys.stderr,
                         format="%(asctime)s %(levelname)-7s %(name)s: %(message)s")
@@ -163,6 +188,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         config = load(args)
         check_webhook_targets(config)
         check_server_tls(config)
+        check_backup(config)
     except ConfigError as exc:
         print(f"shoebox: configuration error: {exc}", file=sys.stderr)
         return 2
@@ -172,7 +198,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_users(config.data, args)
     handler = {"serve": cmd_serve, "index": cmd_index, "status": cmd_status, "export": cmd_export,
                "config": cmd_config, "import": cmd_import, "tag": cmd_tag, "people": cmd_people, "webhooks": cmd_webhooks,
-               "doctor": cmd_doctor}[args.command]
+               "doctor": cmd_doctor,
+               "backup": cmd_backup, "restore": cmd_restore}[args.command]
     try:
         return handler(config, args)
     except KeyboardInterrupt:
@@ -706,6 +733,70 @@ def cmd_export(config: Config, args: argparse.Namespace) -> int:
         conn.close()
     if args.json_file != "-":
         print(f"exported {count} photos to {args.json_file}", file=sys.stderr)
+    return 0
+
+
+def cmd_backup(config: Config, args: argparse.Namespace) -> int:
+    """`shoebox backup [DEST]`: runs beside `shoebox serve` (its own read snapshot of the database)."""
+    from daemon.backup.make import BackupOptions, make_backup, prune
+    from daemon.backup.manifest import BackupError
+
+    dest = args.dest or (Path(str(config["backup.destination"])).expanduser()
+                         if str(config["backup.destination"]).strip() else None)
+    if dest is None:
+        print("shoebox: no backup folder: give DEST or set [backup] destination", file=sys.stderr)
+        return EXIT_BACKUP_REFUSED
+    if args.keep is not None and args.keep < 1:
+        print("shoebox: --keep must be 1 or more", file=sys.stderr)
+        return 2
+    try:
+        result = make_backup(db_path=config.data / "shoebox.db", data=config.data, destination=dest,
+                             config_file=config.file, library=config.library,
+                             options=BackupOptions(thumbnails=args.thumbnails, originals=args.originals))
+        if args.keep:
+            result.pruned = prune(dest, args.keep, instance=result.manifest.instance)
+    except BackupError as exc:
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return EXIT_BACKUP_REFUSED
+    print(result.path)
+    print(f"backup of {len(result.manifest.files)} files ({result.bytes / 1e6:.1f} MB, schema "
+          f"{result.manifest.schema_version}) in {result.seconds:.1f} s"
+          + "".join(f"\nremoved the old backup {p}" for p in result.pruned), file=sys.stderr)
+    return 0
+
+
+def cmd_restore(config: Config, args: argparse.Namespace) -> int:
+    """`shoebox restore SRC`: verify everything first, then restore into the stopped data folder."""
+    from daemon.backup.manifest import BackupError
+    from daemon.backup.restore import DataFolderBusy, check, describe, restore
+    from daemon.store.db import migrations
+
+    shipped = len(migrations())
+    try:
+        if args.check:
+            manifest = check(args.src, shipped)
+            print(f"{args.src}: sound: {describe(manifest)}")
+            return 0
+        result = restore(args.src, config.data, shipped=shipped, library=config.library, replace=args.replace,
+                         originals=args.originals)
+    except DataFolderBusy as exc:
+        print(f"shoebox: {exc}", file=sys.stderr)
+        return 3
+    except BackupError as exc:
+        print(f"shoebox: restore refused, nothing was changed: {exc}", file=sys.stderr)
+        return EXIT_BACKUP_REFUSED
+    m = result.manifest
+    print(f"restored {args.src} ({describe(m)}) into {config.data}")
+    if result.replaced_to:
+        print(f"the data folder's previous database and keys were moved to {result.replaced_to}")
+    if result.config_written:
+        print(f"the configuration it was made with ({m.config_file}) is at {result.config_written}: "
+              "compare it with yours and copy it over if you want it")
+    if args.originals:
+        print(f"originals: {result.originals_copied} copied into {config.library}, "
+              f"{result.originals_kept} already there (left as they were)")
+    if m.schema_version < shipped:
+        print(f"the database is at schema {m.schema_version}; the next start updates it to {shipped}")
     return 0
 
 
