@@ -360,12 +360,13 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
         before_backup = photos(d.base, token)
 
         # more photos arrive: the daemon indexes them while the backup is taken
-        for path in sorted((samples / "immich-test-assets").rglob("*.jpg"))[:12]:
+        for path in sorted((samples / "immich-test-assets").rglob("*.jpg"))[:16]:
             copy_sample(samples, str(path.relative_to(samples)), library / "incoming")
         assert http_json("POST", f"{d.base}/api/v1/index/start", {}, token=token)[0] == 202
         wait_until(lambda: http_json("GET", f"{d.base}/api/v1/status", token=token)[1]["indexing"], 30,
                    what="indexing to start")
         result = shoebox("backup", str(usb), "--library", str(library), "--data", str(data))
+        still_indexing = http_json("GET", f"{d.base}/api/v1/status", token=token)[1]["indexing"]
         assert http_json("GET", f"{d.base}/api/v1/health")[0] == 200  # served throughout
         backup = Path(result.stdout.strip())
         assert Manifest.read(backup).files["data/shoebox.db"]
@@ -373,6 +374,12 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
                    interval=0.3, what="the new photos indexed")
         everything = len(photos(d.base, token))
         assert everything > 7
+        with sqlite3.connect(f"file:{backup / 'data' / 'shoebox.db'}?mode=ro", uri=True) as conn:
+            in_backup = conn.execute("SELECT count(*) FROM photos").fetchone()[0]
+        conn.close()
+        # it was taken while the daemon was writing (here: 17 of 18 photos in it, indexing went on)
+        assert still_indexing or in_backup < everything, "the backup did not overlap the indexing"
+        assert in_backup >= 7
 
     # restore into an empty data folder and start a daemon on it
     data2 = tmp_path / "restored-data"
