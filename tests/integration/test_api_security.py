@@ -24,6 +24,8 @@ PUBLIC = {
     ("GET", "/api/v1/health"), ("HEAD", "/api/v1/health"),
     ("POST", "/api/v1/auth/login"), ("POST", "/api/v1/auth/refresh"),
     ("GET", "/api/v1/setup"), ("HEAD", "/api/v1/setup"), ("POST", "/api/v1/setup"),
+    # the local CA's certificate (public by nature; with HTTPS off it answers 404 no_local_ca)
+    ("GET", "/ca.crt"), ("HEAD", "/ca.crt"),
 }
 # Public in the policy sense, but nothing opens without a live share link token, and then only what
 # the link shares (tests/integration/test_api_shares.py proves it; the check below refuses forged ones).
@@ -123,6 +125,8 @@ async def test_public_routes_give_nothing_away(copy: tuple[Path, Path]) -> None:
         assert r.status == 401 and "access_token" not in await r.text()
         r = await client.post("/api/v1/auth/refresh", json={"refresh_token": "sbr_made_up"})
         assert r.status == 401
+        r = await client.get("/ca.crt")  # HTTPS off here: no local CA, and never a key
+        assert r.status == 404 and (await r.json())["error"] == "no_local_ca"
 
 
 async def test_setup_works_once_while_no_admin_exists(copy: tuple[Path, Path]) -> None:
