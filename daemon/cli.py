@@ -187,7 +187,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = load(args)
         check_webhook_targets(config)
-        check_server_tls(config)
+        if args.command == "serve":  # other commands never read the certificate (nor may their user)
+            check_server_tls(config)
         check_backup(config)
     except ConfigError as exc:
         print(f"shoebox: configuration error: {exc}", file=sys.stderr)
