@@ -123,14 +123,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("backup", help="copy the database (consistently, while serving), secrets, keys and the "
                        "config file into a new timestamped folder in DEST (see README: Backups)")
     common(p)
-    p.add_argument("dest", nargs="?", type=Path, help="the folder to put the backup in (default: [backup] destination)")
+    p.add_argument("dest", nargs="?", help="the folder to put the backup in, or s3://BUCKET/FOLDER "
+                   "(default: [backup] destination)")
     p.add_argument("--thumbnails", action="store_true", help="include the thumbnails (normally remade)")
     p.add_argument("--originals", action="store_true", help="include a copy of every library file, as it is")
     p.add_argument("--keep", type=int, metavar="N", help="then remove all but the N newest backups of this library in DEST")
 
     p = sub.add_parser("restore", help="verify a backup and restore it into a stopped, empty data folder")
     common(p)
-    p.add_argument("src", type=Path, help="the backup folder (shoebox-backup-... or data/backups/pre-migration-...)")
+    p.add_argument("src", help="the backup folder (shoebox-backup-... or data/backups/pre-migration-...), "
+                   "or s3://BUCKET/FOLDER/shoebox-backup-...")
     p.add_argument("--replace", action="store_true",
                    help="the data folder holds a library index: move it aside (to data/backups/) and restore")
     p.add_argument("--originals", action="store_true",
@@ -742,24 +744,34 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
     from daemon.backup.make import BackupOptions, make_backup, prune
     from daemon.backup.manifest import BackupError
 
-    dest = args.dest or (Path(str(config["backup.destination"])).expanduser()
-                         if str(config["backup.destination"]).strip() else None)
+    from daemon.backup import s3
+
+    dest = args.dest or str(config["backup.destination"]).strip() or None
     if dest is None:
         print("shoebox: no backup folder: give DEST or set [backup] destination", file=sys.stderr)
         return EXIT_BACKUP_REFUSED
     if args.keep is not None and args.keep < 1:
         print("shoebox: --keep must be 1 or more", file=sys.stderr)
         return 2
+    options = BackupOptions(thumbnails=args.thumbnails, originals=args.originals)
     try:
-        result = make_backup(db_path=config.data / "shoebox.db", data=config.data, destination=dest,
-                             config_file=config.file, library=config.library,
-                             options=BackupOptions(thumbnails=args.thumbnails, originals=args.originals))
-        if args.keep:
-            result.pruned = prune(dest, args.keep, instance=result.manifest.instance)
+        if s3.is_s3(dest):
+            settings = s3.S3Settings.from_config(config.section("backup"))
+            result = s3.make_s3_backup(url=dest, settings=settings, db_path=config.data / "shoebox.db",
+                                       data=config.data, config_file=config.file, library=config.library,
+                                       options=options)
+            if args.keep:
+                result.pruned = s3.prune_s3(dest, settings, args.keep, instance=result.manifest.instance)
+        else:
+            result = make_backup(db_path=config.data / "shoebox.db", data=config.data,
+                                 destination=Path(dest).expanduser(), config_file=config.file,
+                                 library=config.library, options=options)
+            if args.keep:
+                result.pruned = prune(Path(dest).expanduser(), args.keep, instance=result.manifest.instance)
     except BackupError as exc:
         print(f"shoebox: {exc}", file=sys.stderr)
         return EXIT_BACKUP_REFUSED
-    print(result.path)
+    print(result.url or result.path)
     print(f"backup of {len(result.manifest.files)} files ({result.bytes / 1e6:.1f} MB, schema "
           f"{result.manifest.schema_version}) in {result.seconds:.1f} s"
           + "".join(f"\nremoved the old backup {p}" for p in result.pruned), file=sys.stderr)
@@ -772,13 +784,20 @@ def cmd_restore(config: Config, args: argparse.Namespace) -> int:
     from daemon.backup.restore import DataFolderBusy, check, describe, restore
     from daemon.store.db import migrations
 
+    from daemon.backup import s3
+    from daemon.system.permissions import private_dir
+
     shipped = len(migrations())
+    src, downloaded = Path(args.src).expanduser(), None
     try:
+        if s3.is_s3(args.src):  # downloaded into the data folder first, then verified like a folder
+            private_dir(config.data)
+            src = downloaded = s3.download(args.src, s3.S3Settings.from_config(config.section("backup")), config.data)
         if args.check:
-            manifest = check(args.src, shipped)
+            manifest = check(src, shipped)
             print(f"{args.src}: sound: {describe(manifest)}")
             return 0
-        result = restore(args.src, config.data, shipped=shipped, library=config.library, replace=args.replace,
+        result = restore(src, config.data, shipped=shipped, library=config.library, replace=args.replace,
                          originals=args.originals)
     except DataFolderBusy as exc:
         print(f"shoebox: {exc}", file=sys.stderr)
@@ -786,6 +805,10 @@ def cmd_restore(config: Config, args: argparse.Namespace) -> int:
     except BackupError as exc:
         print(f"shoebox: restore refused, nothing was changed: {exc}", file=sys.stderr)
         return EXIT_BACKUP_REFUSED
+    finally:
+        if downloaded is not None:
+            import shutil
+            shutil.rmtree(downloaded.parent, ignore_errors=True)
     m = result.manifest
     print(f"restored {args.src} ({describe(m)}) into {config.data}")
     if result.replaced_to:

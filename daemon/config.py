@@ -282,6 +282,12 @@ SCHEMA: tuple[Setting, ...] = (
     Setting("backup", "keep", "int", 7, "Scheduled backups of this library kept in the destination; older ones are removed.", 1, 1000),
     Setting("backup", "thumbnails", "bool", False, "Put the thumbnails into scheduled backups too (they are remade when missing)."),
     Setting("backup", "originals", "bool", False, "Put a copy of every library file into scheduled backups too."),
+    Setting("backup", "s3_endpoint", "str", "",
+            "For an s3:// destination: the URL of an S3-compatible server (MinIO, Garage, a NAS); empty: Amazon S3."),
+    Setting("backup", "s3_region", "str", "", "For an s3:// destination: the region (empty: boto3's default, or us-east-1 with s3_endpoint)."),
+    Setting("backup", "s3_access_key", "str", "",
+            "For an s3:// destination: the access key id (empty: AWS_ACCESS_KEY_ID or ~/.aws/credentials)."),
+    Setting("backup", "s3_secret_key", "str", "", "The secret key of s3_access_key.", secret=True),
     Setting("metrics", "public", "bool", False, "Serve /metrics without credentials (for a Prometheus on a trusted network)."),
     Setting("log", "level", "choice", "info", "Log level.", choices=("debug", "info", "warning", "error")),
 )

@@ -56,6 +56,7 @@ class BackupResult:
     seconds: float
     bytes: int
     pruned: list[Path] = field(default_factory=list)
+    url: str | None = None  # s3://... when it was uploaded (daemon.backup.s3)
 
 
 def utc_stamp(now: float | None = None) -> str:

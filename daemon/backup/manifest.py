@@ -104,6 +104,11 @@ class Manifest:
             raise BackupError(f"{folder} is not a Shoebox backup: it has no {MANIFEST}") from None
         except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise BackupError(f"{path} cannot be read: {exc}") from None
+        return cls.from_dict(doc, str(path))
+
+    @classmethod
+    def from_dict(cls, doc: Any, path: str) -> "Manifest":
+        """A manifest from its parsed JSON (`path`: where it came from, for the messages)."""
         if not isinstance(doc, dict) or doc.get("format") != FORMAT:
             raise BackupError(f"{path} is not a Shoebox backup manifest")
         if doc.get("format_version") != FORMAT_VERSION:

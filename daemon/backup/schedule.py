@@ -23,6 +23,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from daemon.backup import s3
 from daemon.backup.make import BackupOptions, BackupResult, list_backups, make_backup, prune
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -43,11 +44,13 @@ class BackupSettings:
     keep: int
     thumbnails: bool
     originals: bool
+    s3: s3.S3Settings = s3.S3Settings()
 
     @classmethod
     def from_config(cls, section: dict[str, Any]) -> "BackupSettings":
         return cls(schedule=section["schedule"], hour=section["hour"], destination=str(section["destination"]).strip(),
-                   keep=section["keep"], thumbnails=section["thumbnails"], originals=section["originals"])
+                   keep=section["keep"], thumbnails=section["thumbnails"], originals=section["originals"],
+                   s3=s3.S3Settings.from_config(section))
 
     @property
     def enabled(self) -> bool:
@@ -80,11 +83,15 @@ class BackupScheduler:
         self.running = False
 
     @property
-    def destination(self) -> Path:
-        return Path(self.settings.destination).expanduser()
+    def destination(self) -> str:
+        dest = self.settings.destination
+        return dest if s3.is_s3(dest) else str(Path(dest).expanduser())
 
     def _last_backup(self, instance: str | None) -> datetime | None:
-        backups = list_backups(self.destination, instance=instance)
+        if s3.is_s3(self.destination):
+            backups: list[tuple[Any, Any]] = s3.list_s3_backups(self.destination, self.settings.s3, instance=instance)
+        else:
+            backups = list_backups(Path(self.destination), instance=instance)
         if not backups:
             return None
         created = datetime.fromisoformat(backups[-1][1].created)
@@ -125,11 +132,19 @@ class BackupScheduler:
         instance = await self._instance()
 
         def work() -> BackupResult:
-            result = make_backup(db_path=app.db_path, data=app.data, destination=self.destination,
+            dest = self.destination
+            if s3.is_s3(dest):
+                result = s3.make_s3_backup(url=dest, settings=self.settings.s3, db_path=app.db_path, data=app.data,
+                                           config_file=app.config.file, library=app.library, options=options,
+                                           cancelled=cancel.is_set)
+                if prune_to:
+                    result.pruned = s3.prune_s3(dest, self.settings.s3, prune_to, instance=instance)  # type: ignore[assignment]
+                return result
+            result = make_backup(db_path=app.db_path, data=app.data, destination=Path(dest),
                                  config_file=app.config.file, library=app.library, options=options,
                                  cancelled=cancel.is_set)
             if prune_to:
-                result.pruned = prune(self.destination, prune_to, instance=instance)
+                result.pruned = prune(Path(dest), prune_to, instance=instance)
             return result
 
         self.running = True
@@ -141,6 +156,6 @@ class BackupScheduler:
         finally:
             self.running = False
         self.last_result, self.last_error = result, None
-        log.info("backup %s: %.1f MB in %.1f s%s", result.path, result.bytes / 1e6, result.seconds,
+        log.info("backup %s: %.1f MB in %.1f s%s", result.url or result.path, result.bytes / 1e6, result.seconds,
                  f"; removed {len(result.pruned)} older" if result.pruned else "")
         return result

@@ -14,6 +14,7 @@ import stat
 import urllib.request
 from datetime import datetime
 from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -26,7 +27,7 @@ from daemon.store.db import _split_sql, migrations
 from tests.conftest import copy_sample
 from tests.integration.api_support import (PASSWORD, SAMPLE_PHOTOS, Daemon, api, create_admin, http_json,
                                            photo_ids)
-from tests.integration.support import make_config, shoebox
+from tests.integration.support import free_port, make_config, shoebox
 from tests.waiting import wait_until, wait_until_async
 
 SHIPPED = len(migrations())
@@ -404,3 +405,84 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
         tokens = d2.login()
         with urllib.request.urlopen(f"{d2.base}/api/v1/t/{thumb}/tile_224?t={tokens['thumb_token']}", timeout=30) as r:
             assert r.status == 200 and r.read()[:2] == b"\xff\xd8"
+
+
+# -- S3-compatible storage (moto's S3 server on loopback) ------------------------------------------
+
+
+@pytest.fixture
+def s3_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A real S3-speaking HTTP server (moto in server mode) on a free loopback port, with a bucket;
+    the settings and credentials as a user gives them (SHOEBOX_BACKUP_S3_*, AWS_* variables)."""
+    import subprocess
+    import sys
+
+    import boto3
+
+    port = free_port()
+    endpoint = f"http://127.0.0.1:{port}"
+    proc = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        def up() -> bool:
+            try:
+                with urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=2):
+                    return True
+            except OSError:
+                assert proc.poll() is None, "moto server exited"
+                return False
+
+        wait_until(up, 60, interval=0.2, what="moto's S3 server")
+        for name, value in {"SHOEBOX_BACKUP_S3_ENDPOINT": endpoint, "AWS_ACCESS_KEY_ID": "testing",
+                            "AWS_SECRET_ACCESS_KEY": "testing", "AWS_DEFAULT_REGION": "us-east-1"}.items():
+            monkeypatch.setenv(name, value)
+        boto3.client("s3", endpoint_url=endpoint, region_name="us-east-1").create_bucket(Bucket="backups")
+        yield endpoint
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+
+
+@pytest.mark.slow
+def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Path], tmp_path: Path, s3_server: str,
+                                                           capsys: pytest.CaptureFixture[str]) -> None:
+    import boto3
+
+    from daemon.backup.s3 import S3Settings, list_s3_backups
+
+    library, data = copy
+    (data / "secret.key").write_text("ef" * 32)
+    s3 = boto3.client("s3", endpoint_url=s3_server, region_name="us-east-1")
+    # what must survive pruning: the user's own objects and an upload that never got its manifest
+    s3.put_object(Bucket="backups", Key="shoebox/holiday.jpg", Body=b"x")
+    s3.put_object(Bucket="backups", Key="shoebox/shoebox-backup-20000101T000000Z/data/shoebox.db", Body=b"x")
+    urls = []
+    for _ in range(3):
+        assert shoebox_main(["backup", "s3://backups/shoebox", "--keep", "2", "--library", str(library),
+                             "--data", str(data)]) == 0
+        urls.append(capsys.readouterr().out.strip())
+    assert all(u.startswith("s3://backups/shoebox/shoebox-backup-") for u in urls)
+    settings = S3Settings(endpoint=s3_server)
+    assert [f"s3://backups/shoebox/{name}" for name, _ in list_s3_backups("s3://backups/shoebox", settings)] == urls[1:]
+    keys = {o["Key"] for o in s3.list_objects_v2(Bucket="backups")["Contents"]}
+    assert {"shoebox/holiday.jpg", "shoebox/shoebox-backup-20000101T000000Z/data/shoebox.db"} <= keys
+    assert not any(k.startswith(urls[0].removeprefix("s3://backups/") + "/") for k in keys)
+    assert not [p for p in data.iterdir() if p.name.startswith(".s3-")]  # the upload's scratch folder is gone
+
+    # restore from S3 into an empty data folder: downloaded, verified, restored
+    target = tmp_path / "restored"
+    assert shoebox_main(["restore", urls[-1], "--library", str(library), "--data", str(target)]) == 0
+    assert (target / "secret.key").read_text() == "ef" * 32
+    with sqlite3.connect(target / "shoebox.db") as conn:
+        assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == len(SAMPLE_PHOTOS)
+    conn.close()
+    assert not [p for p in target.iterdir() if p.name.startswith(".s3-")]
+
+    # a damaged object is refused with its name, and nothing is restored
+    key = urls[1].removeprefix("s3://backups/") + "/data/secret.key"
+    s3.put_object(Bucket="backups", Key=key, Body=b"00" * 32)
+    empty = tmp_path / "empty"
+    capsys.readouterr()
+    assert shoebox_main(["restore", urls[1], "--library", str(library), "--data", str(empty)]) == 7
+    assert "data/secret.key does not match its checksum" in capsys.readouterr().err
+    assert list(empty.iterdir()) == []
