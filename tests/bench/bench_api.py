@@ -5,7 +5,8 @@
 1. Thumbnails: the sample JPEGs are indexed by the real `shoebox index`; `shoebox serve` then
    serves every cached thumbnail it made, authenticated as an <img> tag is (a thumbnails-only app
    token as `?t=`), first on its thumbnail port (daemon/api/thumbserver.py, what the web app
-   uses), then the same URLs on its API port (aiohttp); nginx (Debian's, started here as our own process with its own config file
+   uses), the same with HTTPS on (`server.https`, TLS on the thumbnail port), then the same URLs on
+   its API port (aiohttp); nginx (Debian's, started here as our own process with its own config file
    on a free port, sendfile on) serves the very same files. wrk (Debian) drives both on loopback
    in the same run, cycling through the same thumbnails, with the same threads and connections.
    nginx runs twice: with one worker process (like Shoebox's one event loop) and with one per
@@ -42,6 +43,7 @@ from tests.conftest import copy_sample
 from tests.integration.api_support import Daemon, create_admin, http_json
 from tests.integration.support import REPO, free_port, shoebox
 from tests.integration.test_api_latency import measure_latency
+from tests.integration.test_https import HttpsDaemon
 
 SAMPLES = Path("/work/shared/samples")
 TARGET_RATIO = 0.5
@@ -244,6 +246,13 @@ def bench_thumbnails(root: Path, *, duration: float, connections: int, threads: 
         results.append(run_wrk("shoebox serve, API port (aiohttp)", daemon.base, s_script, duration=duration,
                                connections=connections, threads=threads))
         rss_under_load = psutil.Process(daemon.proc.pid).memory_info().rss / 2**20 if daemon.proc else None
+    # the same daemon and URLs with HTTPS on (the default for users: daemon/system/tls.py); wrk keeps
+    # its connections alive, so this is the cost of encrypting, not of handshakes
+    with HttpsDaemon(library, data, *SERVE_FLAGS) as secure:
+        https_thumbs = f"https://127.0.0.1:{secure.thumbs_port}"
+        run_wrk("warm-up", https_thumbs, s_script, duration=2, connections=connections, threads=threads)
+        results.insert(1, run_wrk("shoebox serve, thumbnail port, HTTPS", https_thumbs, s_script,
+                                  duration=duration, connections=connections, threads=threads))
     with BareAiohttp(root, data / "thumbs") as bare:
         run_wrk("warm-up", bare.base, n_script, duration=2, connections=connections, threads=threads)
         results.append(run_wrk("bare aiohttp FileResponse", bare.base, n_script, duration=duration,
