@@ -64,7 +64,8 @@ def utc_stamp(now: float | None = None) -> str:
 
 
 def iso_utc(now: float | None = None) -> str:
-    return datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).isoformat(timespec="seconds")
+    # milliseconds: `keep` orders backups by this, and two can be made within one second
+    return datetime.fromtimestamp(time.time() if now is None else now, timezone.utc).isoformat(timespec="milliseconds")
 
 
 def _private(path: Path, mode: int) -> None:

@@ -302,6 +302,9 @@ def test_a_schedule_without_destination_is_a_configuration_error(tmp_path: Path,
 def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: Path, tmp_path: Path) -> None:
     library, data, usb = tmp_path / "library", tmp_path / "data", tmp_path / "usb"
     usb.mkdir()
+    config = tmp_path / "etc" / "shoebox.toml"  # the configuration in use (the daemon's come as flags)
+    config.parent.mkdir()
+    config.write_text("[search]\nmax_seconds = 5.0\n")
     for rel in SAMPLE_PHOTOS:
         copy_sample(samples, rel, library / "camera")
     for name in ("obama.jpg", "obama2.jpg"):
@@ -366,7 +369,7 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
         assert http_json("POST", f"{d.base}/api/v1/index/start", {}, token=token)[0] == 202
         wait_until(lambda: http_json("GET", f"{d.base}/api/v1/status", token=token)[1]["indexing"], 30,
                    what="indexing to start")
-        result = shoebox("backup", str(usb), "--library", str(library), "--data", str(data))
+        result = shoebox("backup", str(usb), "--library", str(library), "--data", str(data), "--config", str(config))
         still_indexing = http_json("GET", f"{d.base}/api/v1/status", token=token)[1]["indexing"]
         assert http_json("GET", f"{d.base}/api/v1/health")[0] == 200  # served throughout
         backup = Path(result.stdout.strip())
@@ -384,8 +387,11 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
 
     # restore into an empty data folder and start a daemon on it
     data2 = tmp_path / "restored-data"
-    out = shoebox("restore", str(backup), "--library", str(library), "--data", str(data2))
+    out = shoebox("restore", str(backup), "--library", str(library), "--data", str(data2), "--config", str(config))
     assert "restored" in out.stdout
+    # the configuration is written beside the one it was made with, never over it
+    assert f"{config.parent / 'shoebox.toml.restored'}" in out.stdout
+    assert (config.parent / "shoebox.toml.restored").read_text() == config.read_text()
     assert mode(data2) == 0o700 and mode(data2 / "shoebox.db") == 0o600 and mode(data2 / "secret.key") == 0o600
     with Daemon(library, data2, "--tagging-enabled", "true", "--index-rescan-interval", "0") as d2:
         # the old access token still works: the signing secret came back with the accounts
@@ -456,10 +462,13 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
     # what must survive pruning: the user's own objects and an upload that never got its manifest
     s3.put_object(Bucket="backups", Key="shoebox/holiday.jpg", Body=b"x")
     s3.put_object(Bucket="backups", Key="shoebox/shoebox-backup-20000101T000000Z/data/shoebox.db", Body=b"x")
+    config = tmp_path / "etc" / "shoebox.toml"
+    config.parent.mkdir()
+    config.write_text("[log]\nlevel = \"info\"\n")
     urls = []
     for _ in range(3):
         assert shoebox_main(["backup", "s3://backups/shoebox", "--keep", "2", "--library", str(library),
-                             "--data", str(data)]) == 0
+                             "--data", str(data), "--config", str(config)]) == 0
         urls.append(capsys.readouterr().out.strip())
     assert all(u.startswith("s3://backups/shoebox/shoebox-backup-") for u in urls)
     settings = S3Settings(endpoint=s3_server)
@@ -471,7 +480,9 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
 
     # restore from S3 into an empty data folder: downloaded, verified, restored
     target = tmp_path / "restored"
-    assert shoebox_main(["restore", urls[-1], "--library", str(library), "--data", str(target)]) == 0
+    assert shoebox_main(["restore", urls[-1], "--library", str(library), "--data", str(target),
+                         "--config", str(config)]) == 0
+    assert (config.parent / "shoebox.toml.restored").read_text() == config.read_text()  # beside, not over
     assert (target / "secret.key").read_text() == "ef" * 32
     with sqlite3.connect(target / "shoebox.db") as conn:
         assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == len(SAMPLE_PHOTOS)
@@ -483,6 +494,7 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
     s3.put_object(Bucket="backups", Key=key, Body=b"00" * 32)
     empty = tmp_path / "empty"
     capsys.readouterr()
-    assert shoebox_main(["restore", urls[1], "--library", str(library), "--data", str(empty)]) == 7
+    assert shoebox_main(["restore", urls[1], "--library", str(library), "--data", str(empty),
+                         "--config", str(config)]) == 7
     assert "data/secret.key does not match its checksum" in capsys.readouterr().err
     assert list(empty.iterdir()) == []
