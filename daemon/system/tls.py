@@ -337,20 +337,28 @@ class ServerTls:
 
     def check(self, now: dt.datetime | None = None) -> str | None:
         """Renew the generated certificate if it must be, and reload the running context in place
-        (connections made from then on get the new certificate). Blocking: in a thread."""
+        (connections made from then on get the new certificate). Blocking."""
         if self.local is None or self.context is None:
             return None
         reason = self.local.ensure(now)
         if reason is not None:
-            self.context.load_cert_chain(self.cert_path, self.key_path)
+            self.reload()
         return reason
 
+    def reload(self) -> None:
+        """Load the current files into the running context. On the event loop's thread: the
+        context is in use there (handshakes), and loading two small PEM files takes a millisecond."""
+        assert self.context is not None
+        self.context.load_cert_chain(self.cert_path, self.key_path)
+
     async def watch(self, interval: float = CHECK_INTERVAL) -> None:
-        """While serving: the address set (a new DHCP lease) and the expiry, every `interval`."""
+        """While serving: the address set (a new DHCP lease) and the expiry, every `interval`.
+        The new key is made in a thread; the context is reloaded on the loop."""
         while True:
             await asyncio.sleep(interval)
             try:
-                await asyncio.to_thread(self.check)
+                if self.local is not None and await asyncio.to_thread(self.local.ensure) is not None:
+                    self.reload()
             except asyncio.CancelledError:
                 raise
             except Exception:

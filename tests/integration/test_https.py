@@ -28,6 +28,7 @@ from daemon.system.tls import (LocalCertificates, ServerTls, identity_of, local_
                                renewal_reason)
 from tests.integration.api_support import Daemon, add_user, api, settings
 from tests.integration.support import free_port, make_config, shoebox
+from tests.waiting import wait_until_async
 
 NOW = dt.datetime(2026, 12, 3, 12, 0, tzinfo=dt.timezone.utc)
 
@@ -126,16 +127,25 @@ async def test_a_running_server_hands_out_the_renewed_certificate_without_a_rest
         writer.close()
         return {value for kind, value in peer["subjectAltName"] if kind == "IP Address"}
 
+    watcher = asyncio.create_task(tls.watch(interval=0.05))  # what start_server runs (every 60 s)
     try:
         assert "10.1.2.3" in await served_addresses()
-        assert await asyncio.to_thread(tls.check) is None
-        addresses[2] = "10.1.2.9"
-        assert await asyncio.to_thread(tls.check) is not None
-        now_served = await served_addresses()
-        assert "10.1.2.9" in now_served and "10.1.2.3" not in now_served
+        first = local.cert.read_bytes()
+        assert await asyncio.to_thread(tls.check) is None and local.cert.read_bytes() == first  # nothing changed
+        addresses[2] = "10.1.2.9"  # a new DHCP lease
+        now_served = await wait_until_async(lambda: _if_renewed(served_addresses(), "10.1.2.9"), 10,
+                                            what="the new address in the served certificate")
+        assert "10.1.2.3" not in now_served
     finally:
+        watcher.cancel()
+        await asyncio.gather(watcher, return_exceptions=True)
         server.close()
         await server.wait_closed()
+
+
+async def _if_renewed(served: Any, address: str) -> set[str] | None:
+    addresses = await served
+    return addresses if address in addresses else None
 
 
 # -- behind a reverse proxy ----------------------------------------------------------------------------
@@ -260,6 +270,13 @@ def test_https_with_the_generated_ca_verified_by_python_and_curl(tmp_path: Path)
         assert status == 308 and headers["location"] == f"https://localhost:{d.port}/"
         status, _, _ = get(d.http_port, "/", headers={"Host": "attacker.example"})
         assert status == 421  # never a redirect to a name that is not ours
+        with socket.create_connection(("127.0.0.1", d.http_port), timeout=10) as raw:  # HTTP/1.0, no Host
+            raw.sendall(b"GET /albums HTTP/1.0\r\n\r\n")
+            head = b""
+            while b"\r\n\r\n" not in head and (chunk := raw.recv(4096)):
+                head += chunk
+        assert head.startswith(b"HTTP/1.0 308") or head.startswith(b"HTTP/1.1 308"), head[:200]
+        assert f"Location: https://127.0.0.1:{d.port}/albums".encode() in head, head
         # the same CA over HTTPS (the web app's install guide links it)
         status, headers, body = get(d.port, "/ca.crt", context=trust, host="localhost")
         assert status == 200 and body == ca.read_bytes()
