@@ -18,6 +18,7 @@ import json
 import logging
 import shutil
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
@@ -85,6 +86,25 @@ def client(settings: S3Settings) -> Any:
     return boto3.client("s3", **kwargs)
 
 
+SCRATCH_PREFIX = ".s3-"
+STALE_SCRATCH_S = 24 * 3600
+
+
+def scratch_folder(data: Path) -> Path:
+    """<data>/backups: never itself backed up, never moved aside by a restore. Scratch folders a
+    killed upload or download left there over a day ago are removed on the way."""
+    folder = Path(data) / "backups"
+    folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+    for entry in folder.iterdir():
+        try:
+            if entry.name.startswith(SCRATCH_PREFIX) and not entry.is_symlink() and entry.is_dir() \
+                    and time.time() - entry.stat().st_mtime > STALE_SCRATCH_S:
+                shutil.rmtree(entry, ignore_errors=True)
+        except OSError:
+            continue
+    return folder
+
+
 def _wrap(what: str, exc: Exception) -> BackupError:
     return BackupError(f"{what}: {exc}")
 
@@ -92,7 +112,7 @@ def _wrap(what: str, exc: Exception) -> BackupError:
 def make_s3_backup(*, url: str, settings: S3Settings, db_path: Path, data: Path, config_file: Path | None,
                    library: Path | None, options: BackupOptions | None = None,
                    cancelled: Callable[[], bool] = lambda: False) -> BackupResult:
-    """Make a backup in a private scratch folder inside the data folder, upload it (manifest last),
+    """Make a backup in a private scratch folder in <data>/backups, upload it (manifest last),
     remove the scratch folder. The result's `path` is the folder it was built in (gone by then);
     `url` is where it is."""
     from botocore.exceptions import BotoCoreError, ClientError
@@ -103,7 +123,7 @@ def make_s3_backup(*, url: str, settings: S3Settings, db_path: Path, data: Path,
     name, n = f"shoebox-backup-{utc_stamp()}", 1
     while (f"{name}-{n}" if n > 1 else name) in taken:  # never over another backup's objects
         n += 1
-    scratch = Path(tempfile.mkdtemp(prefix=".s3-upload-", dir=data))
+    scratch = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "upload-", dir=scratch_folder(data)))
     try:
         result = make_backup(db_path=db_path, data=data, destination=scratch, config_file=config_file,
                              library=library, options=options, cancelled=cancelled,
@@ -185,13 +205,13 @@ def prune_s3(url: str, settings: S3Settings, keep: int, *, instance: str | None 
 
 def download(url: str, settings: S3Settings, into: Path) -> Path:
     """Download the backup at `url` (s3://bucket/prefix/shoebox-backup-...) into a new folder in
-    `into`; the caller verifies it (daemon.backup.restore.check) like any backup folder."""
+    `into`/backups (the data folder); the caller verifies it (daemon.backup.restore.check) like any backup folder."""
     from botocore.exceptions import BotoCoreError, ClientError
 
     location = S3Location.parse(url)
     name = location.prefix.rsplit("/", 1)[-1]
     s3 = client(settings)
-    folder = Path(tempfile.mkdtemp(prefix=".s3-restore-", dir=into)) / name
+    folder = Path(tempfile.mkdtemp(prefix=SCRATCH_PREFIX + "restore-", dir=scratch_folder(into))) / name
     folder.mkdir(mode=0o700)
     try:
         try:

@@ -476,7 +476,9 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
     keys = {o["Key"] for o in s3.list_objects_v2(Bucket="backups")["Contents"]}
     assert {"shoebox/holiday.jpg", "shoebox/shoebox-backup-20000101T000000Z/data/shoebox.db"} <= keys
     assert not any(k.startswith(urls[0].removeprefix("s3://backups/") + "/") for k in keys)
-    assert not [p for p in data.iterdir() if p.name.startswith(".s3-")]  # the upload's scratch folder is gone
+    assert list((data / "backups").iterdir()) == []  # the upload's scratch folder is gone
+    body = s3.get_object(Bucket="backups", Key=urls[-1].removeprefix("s3://backups/") + "/manifest.json")["Body"]
+    assert set(json.loads(body.read())["files"]) == {"data/shoebox.db", "data/secret.key", "config/shoebox.toml"}
 
     # restore from S3 into an empty data folder: downloaded, verified, restored
     target = tmp_path / "restored"
@@ -487,7 +489,7 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
     with sqlite3.connect(target / "shoebox.db") as conn:
         assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == len(SAMPLE_PHOTOS)
     conn.close()
-    assert not [p for p in target.iterdir() if p.name.startswith(".s3-")]
+    assert list((target / "backups").iterdir()) == []  # the download is gone
 
     # a damaged object is refused with its name, and nothing is restored
     key = urls[1].removeprefix("s3://backups/") + "/data/secret.key"
@@ -497,4 +499,4 @@ def test_backups_to_s3_keep_the_newest_and_restore_verified(copy: tuple[Path, Pa
     assert shoebox_main(["restore", urls[1], "--library", str(library), "--data", str(empty),
                          "--config", str(config)]) == 7
     assert "data/secret.key does not match its checksum" in capsys.readouterr().err
-    assert list(empty.iterdir()) == []
+    assert [p.name for p in empty.iterdir()] == ["backups"] and list((empty / "backups").iterdir()) == []
