@@ -101,7 +101,7 @@ async def start_server(app: App, host: str, port: int, thumbnail_port: int = 0) 
     cfg = app.config
     tls: ServerTls | None = None
     if cfg["server.https"]:
-        tls = ServerTls.from_config(cfg.data, cfg["server.tls_cert"], cfg["server.tls_key"])
+        tls = ServerTls.from_config(cfg.data, cfg["server.tls_cert"], cfg["server.tls_key"], cfg["server.hostnames"])
         await asyncio.to_thread(tls.prepare)  # key generation on the first start: not on the loop
     context = tls.context if tls is not None else None
     web_app = make_web_app(app)

@@ -90,12 +90,23 @@ def current_addresses() -> list[str]:
     return sorted(found)
 
 
-def local_identity(hostname: str | None = None, addresses: Iterable[str] | None = None) -> Identity:
-    """`<label>.local`, the host name, its first label and `localhost`, and the addresses."""
+def local_identity(hostname: str | None = None, addresses: Iterable[str] | None = None,
+                   extra: Iterable[str] = ()) -> Identity:
+    """`<label>.local`, the host name, its first label and `localhost`, and the addresses; plus
+    `extra` names or addresses (`server.hostnames`: a name in the house's DNS, say)."""
     host = (hostname or socket.gethostname()).lower().rstrip(".")
     label = host_label(host)
-    return Identity.of([f"{label}.local", host, label, "localhost"],
-                       current_addresses() if addresses is None else addresses)
+    names = [f"{label}.local", host, label, "localhost"]
+    ips = list(current_addresses() if addresses is None else addresses)
+    for item in extra:
+        item = item.strip().strip("[]")
+        if not item or "*" in item:
+            continue
+        try:
+            ips.append(str(ipaddress.ip_address(item)))
+        except ValueError:
+            names.append(item)
+    return Identity.of(names, ips)
 
 
 def identity_of(cert: x509.Certificate) -> Identity:
@@ -235,8 +246,9 @@ class LocalCertificates:
     """The generated CA and server certificate in one folder (`<data>/tls`)."""
 
     def __init__(self, folder: Path, hostname: str | None = None,
-                 addresses: Callable[[], Iterable[str]] | None = None) -> None:
+                 addresses: Callable[[], Iterable[str]] | None = None, extra_names: Iterable[str] = ()) -> None:
         self.folder = Path(folder)
+        self.extra_names = tuple(extra_names)
         self.hostname = (hostname or socket.gethostname()).lower().rstrip(".")
         self._addresses = addresses or current_addresses
         self.ca_key = self.folder / "ca.key"
@@ -245,7 +257,7 @@ class LocalCertificates:
         self.cert = self.folder / "server.crt"
 
     def wanted(self) -> Identity:
-        return local_identity(self.hostname, self._addresses())
+        return local_identity(self.hostname, self._addresses(), self.extra_names)
 
     def ensure(self, now: dt.datetime | None = None) -> str | None:
         """Make the CA if there is none and the server certificate if it must be (re)made.
@@ -299,14 +311,14 @@ class ServerTls:
         self.context: ssl.SSLContext | None = None
 
     @classmethod
-    def from_config(cls, data: Path, tls_cert: str, tls_key: str) -> "ServerTls":
+    def from_config(cls, data: Path, tls_cert: str, tls_key: str, hostnames: str = "") -> "ServerTls":
         cert, key = tls_cert.strip(), tls_key.strip()
         if bool(cert) != bool(key):
             raise TlsError("server.tls_cert and server.tls_key go together: give both files (a certificate "
                            "and its private key) or neither (then Shoebox makes its own)")
         if cert:
             return cls(None, Path(cert).expanduser(), Path(key).expanduser())
-        local = LocalCertificates(Path(data) / "tls")
+        local = LocalCertificates(Path(data) / "tls", extra_names=[n for n in hostnames.split(",") if n.strip()])
         return cls(local, local.cert, local.key)
 
     @property

@@ -67,6 +67,11 @@ def test_renewal_is_decided_by_the_address_set_the_expiry_and_the_ca() -> None:
     assert "expires" in (renewal_reason(cert, ca, home, NOW + dt.timedelta(days=368)) or "")  # < 30 days left
     assert cert.not_valid_after_utc - NOW <= dt.timedelta(days=398)  # what browsers accept
 
+    # names from server.hostnames (a name in the house's DNS, an address) are named too; "*" is not
+    extra = local_identity("shoebox", ["127.0.0.1"], ["photos.lan", " 192.168.7.7", "*"])
+    assert {"photos.lan", "shoebox.local"} <= set(extra.names) and "192.168.7.7" in extra.addresses
+    assert "*" not in extra.names
+
     _, other_ca = make_ca("shoebox", NOW)
     assert "not signed" in (renewal_reason(cert, other_ca, home, NOW) or "")
     assert renewal_reason(None, ca, home, NOW) is not None
