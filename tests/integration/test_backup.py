@@ -25,8 +25,8 @@ from daemon.backup.schedule import next_run
 from daemon.cli import main as shoebox_main
 from daemon.store.db import _split_sql, migrations
 from tests.conftest import copy_sample
-from tests.integration.api_support import (PASSWORD, SAMPLE_PHOTOS, Daemon, api, create_admin, http_json,
-                                           photo_ids)
+from tests.integration.api_support import (PASSWORD, SAMPLE_PHOTOS, Daemon, api, create_admin, events_of,
+                                           http_json)
 from tests.integration.support import free_port, make_config, shoebox
 from tests.waiting import wait_until, wait_until_async
 
@@ -287,6 +287,23 @@ async def test_scheduled_backups_run_while_serving_and_keep_the_newest(copy: tup
         await app.backups.run_once(prune_to=config["backup.keep"])  # as the next hour would
         [left] = [p for p in dest.iterdir() if p.name.startswith("shoebox-")]
         assert left != first[0] and not [p for p in dest.iterdir() if p.name.startswith(".")]
+
+
+async def test_a_scheduled_backup_to_an_unplugged_disk_is_announced_and_creates_nothing(
+        copy: tuple[Path, Path], tmp_path: Path) -> None:
+    library, data = copy
+    unplugged = tmp_path / "media" / "usb" / "shoebox-backups"
+    config = make_config(library, data, backup__schedule="hourly", backup__destination=str(unplugged))
+    async with api(config) as (app, _):
+        async with events_of(app) as seen:
+            app.start_background()
+            assert app.backups is not None
+            await wait_until_async(lambda: app.backups.last_error, 30, what="the scheduled backup to fail")
+            await wait_until_async(lambda: [e for e in seen if e["type"] == "error"], 10, what="the error event")
+        [event] = [e for e in seen if e["type"] == "error"]
+        assert event["data"]["kind"] == "backup" and event["data"]["destination"] == str(unplugged)
+        assert "does not exist" in event["data"]["error"]
+        assert not unplugged.exists() and not (tmp_path / "media").exists()
 
 
 def test_a_schedule_without_destination_is_a_configuration_error(tmp_path: Path,
