@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import shutil
 import socket
 import sqlite3
@@ -234,7 +235,7 @@ def make_backup(*, db_path: Path, data: Path, destination: Path, config_file: Pa
 # -- which folders are backups, and pruning --------------------------------------------------------
 
 
-def list_backups(destination: Path, *, pattern=NAME, instance: str | None | bool = False) -> list[tuple[Path, Manifest]]:
+def list_backups(destination: Path, *, pattern: re.Pattern[str] = NAME, instance: str | None | bool = False) -> list[tuple[Path, Manifest]]:
     """The finished Shoebox backups in `destination`, oldest first: folders named like one AND
     holding a manifest that reads as one. `instance` (when not False) keeps only backups of that
     library (several Shoeboxes may share one disk)."""
@@ -257,7 +258,7 @@ def list_backups(destination: Path, *, pattern=NAME, instance: str | None | bool
     return found
 
 
-def prune(destination: Path, keep: int, *, pattern=NAME, instance: str | None | bool = False) -> list[Path]:
+def prune(destination: Path, keep: int, *, pattern: re.Pattern[str] = NAME, instance: str | None | bool = False) -> list[Path]:
     """Remove all but the `keep` newest backups (of `instance`) in `destination`; never anything
     that is not a Shoebox backup folder with a valid manifest. Also removes this module's own
     temporary folders left by a backup that was killed over a day ago. Returns what was removed."""
