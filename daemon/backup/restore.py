@@ -72,7 +72,25 @@ def _lock(data: Path) -> int:
     return fd
 
 
-def _write(src: Path, dest: Path, mode: int = 0o600) -> None:
+class _Owner:
+    """Who the restored files belong to: run as root (`sudo shoebox restore`) into the service's
+    data folder, they are given to the folder's owner (the `shoebox` user), or the daemon could not
+    read its own 0600 files. Otherwise they are simply the caller's."""
+
+    def __init__(self, data: Path) -> None:
+        try:
+            st = data.stat()
+        except FileNotFoundError:
+            self.ids = None
+            return
+        self.ids = (st.st_uid, st.st_gid) if os.geteuid() == 0 and st.st_uid != 0 else None
+
+    def give(self, path: Path) -> None:
+        if self.ids is not None:
+            os.chown(path, *self.ids, follow_symlinks=False)
+
+
+def _write(src: Path, dest: Path, owner: _Owner, mode: int = 0o600) -> None:
     """Copy src to dest atomically (temporary name, then rename), mode `mode` from the first byte."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     tmp = temp_name(dest)
@@ -81,6 +99,7 @@ def _write(src: Path, dest: Path, mode: int = 0o600) -> None:
             copy_hashing(fh, tmp, mode)
         shutil.copystat(src, tmp)
         os.chmod(tmp, mode)
+        owner.give(tmp)
         os.replace(tmp, dest)
     except BaseException:
         tmp.unlink(missing_ok=True)
@@ -113,7 +132,9 @@ def restore(src: Path, data: Path, *, shipped: int, library: Path | None = None,
     src = Path(src)
     manifest = check(src, shipped)
     private_dir(data)
+    owner = _Owner(data)
     fd = _lock(data)
+    owner.give(data / "shoebox.lock")  # or the daemon could not take it next time
     try:
         result = RestoreResult(manifest=manifest)
         existing = data / DB_NAME
@@ -138,22 +159,26 @@ def restore(src: Path, data: Path, *, shipped: int, library: Path | None = None,
                 target = data / inner
                 for parent in reversed(inner.parents[:-1]):
                     private_dir(data / parent)
-                _write(source, target)
+                    owner.give(data / parent)
+                _write(source, target, owner)
                 result.restored.append(str(target))
             elif part == "thumbs":
                 target = data / "thumbs" / inner
-                target.parent.mkdir(parents=True, exist_ok=True)
-                _write(source, target)
+                for parent in reversed((Path("thumbs") / inner).parents[:-1]):
+                    if not (data / parent).is_dir():
+                        (data / parent).mkdir(mode=0o700)
+                        owner.give(data / parent)
+                _write(source, target, owner)
             elif part == "config":
                 target = _config_target(manifest, inner.name, data)
-                _write(source, target)
+                _write(source, target, _Owner(target.parent))
                 result.config_written = target
             elif part == "originals" and originals and library is not None:
                 target = library / inner
                 if target.exists():
                     result.originals_kept += 1
                     continue
-                _write(source, target, mode=0o644)
+                _write(source, target, _Owner(library), mode=0o644)
                 result.originals_copied += 1
         for stale in (f"{DB_NAME}-wal", f"{DB_NAME}-shm"):  # never pair the restored file with another's WAL
             (data / stale).unlink(missing_ok=True)

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+import os
 import shutil
 import sqlite3
 import stat
@@ -18,7 +19,7 @@ from typing import Iterator
 
 import pytest
 
-from daemon.backup.make import make_backup, pre_migration_backup, prune
+from daemon.backup.make import BackupOptions, make_backup, pre_migration_backup, prune
 from daemon.backup.manifest import MANIFEST, BackupError, Manifest
 from daemon.backup.restore import DataFolderBusy, restore
 from daemon.backup.schedule import next_run
@@ -172,6 +173,23 @@ async def test_restore_refuses_a_running_daemons_folder_and_an_index_it_would_re
     result = restore(backup, data, shipped=SHIPPED, replace=True)
     assert result.replaced_to is not None and (result.replaced_to / "shoebox.db").read_bytes() == before
     assert mode(data / "shoebox.db") == 0o600
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
+def test_restored_as_root_into_the_services_folder_the_files_are_the_services(copy: tuple[Path, Path],
+                                                                              tmp_path: Path) -> None:
+    """`sudo shoebox restore` into /var/lib/shoebox: the daemon (user shoebox) must be able to read them."""
+    library, data = copy
+    (data / "tls").mkdir()
+    (data / "tls" / "ca.key").write_text("key")
+    backup = backup_of(data, tmp_path / "usb", options=BackupOptions(thumbnails=True))
+    service = tmp_path / "var-lib-shoebox"
+    service.mkdir(mode=0o700)
+    os.chown(service, 4321, 4321)
+    restore(backup, service, shipped=SHIPPED)
+    for path in [service / "shoebox.db", service / "shoebox.lock", service / "tls", service / "tls" / "ca.key", service / "thumbs",
+                 *(service / "thumbs").rglob("*")]:
+        assert (path.stat().st_uid, path.stat().st_gid) == (4321, 4321), path
 
 
 # -- keep N ---------------------------------------------------------------------------------------------
