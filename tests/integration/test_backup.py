@@ -85,6 +85,9 @@ def test_a_backup_holds_the_database_secrets_keys_and_config_with_checksums(copy
     with sqlite3.connect(backup / "data" / "shoebox.db") as conn:
         assert conn.execute("SELECT count(*) FROM photos").fetchone()[0] == len(SAMPLE_PHOTOS)
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "delete"
+    conn.close()
+    assert shoebox_main(["restore", str(backup), "--check", "--data", str(tmp_path / "unused")]) == 0
+    assert "sound: Shoebox" in capsys.readouterr().out and not (tmp_path / "unused").exists()
 
     # --thumbnails and --originals add them, originals under their library paths, unchanged
     assert shoebox_main(["backup", str(dest), "--config", str(config), "--thumbnails", "--originals"]) == 0
