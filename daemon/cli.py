@@ -278,6 +278,11 @@ async def serve(config: Config) -> None:
     if app.auth is not None and not await app.auth.admin_exists():
         log.warning("no admin account yet: create one with `shoebox users add NAME --role admin` "
                     "(or once, POST /api/v1/setup); until then only /api/v1/health answers")
+    # a stop asked for while zeroconf is still probing is kept, not fatal (the default SIGTERM action)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
     if app.events is not None:  # zeroconf: only once the server answers (probing takes seconds)
         try:  # READY means "open it now": wait for the announcement, but never for long
             await asyncio.wait_for(app.events.start_announcer(config["server.port"], servers.thumbs.port), 15)
@@ -287,10 +292,6 @@ async def serve(config: Config) -> None:
     notifier.ready(status_line(await app.status()))
     if notifier.enabled:
         app.spawn(_report_status(app, notifier), "systemd-status")
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
@@ -770,6 +771,12 @@ def cmd_backup(config: Config, args: argparse.Namespace) -> int:
                 result.pruned = prune(Path(dest).expanduser(), args.keep, instance=result.manifest.instance)
     except BackupError as exc:
         print(f"shoebox: {exc}", file=sys.stderr)
+        return EXIT_BACKUP_REFUSED
+    except OSError as exc:  # e.g. no permission on the destination (a full disk: exit 5, in main)
+        from daemon.system.diskspace import is_no_space
+        if is_no_space(exc):
+            raise
+        print(f"shoebox: the backup failed and was removed: {exc}", file=sys.stderr)
         return EXIT_BACKUP_REFUSED
     print(result.url or result.path)
     print(f"backup of {len(result.manifest.files)} files ({result.bytes / 1e6:.1f} MB, schema "

@@ -107,6 +107,11 @@ def test_no_destination_or_a_missing_one_is_refused(copy: tuple[Path, Path], tmp
     gone = tmp_path / "unplugged-usb" / "backups"
     assert shoebox_main(["backup", str(gone), "--library", str(library), "--data", str(data)]) == 7
     assert "does not exist" in capsys.readouterr().err and not gone.exists()
+    if os.geteuid() != 0:  # root may write anywhere: a read-only folder refuses only others
+        locked = tmp_path / "read-only"
+        locked.mkdir(mode=0o500)
+        assert shoebox_main(["backup", str(locked), "--library", str(library), "--data", str(data)]) == 7
+        assert "the backup failed and was removed" in capsys.readouterr().err and list(locked.iterdir()) == []
 
 
 # -- restore: refusals that touch nothing -----------------------------------------------------------
