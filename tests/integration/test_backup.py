@@ -417,6 +417,10 @@ def test_backup_while_indexing_then_restore_into_an_empty_data_folder(samples: P
         assert http_json("GET", f"{d.base}/api/v1/health")[0] == 200  # served throughout
         backup = Path(result.stdout.strip())
         assert Manifest.read(backup).files["data/shoebox.db"]
+        # not into the folder of the running daemon
+        busy = shoebox("restore", str(backup), "--replace", "--library", str(library), "--data", str(data),
+                       "--config", str(config), check=False)
+        assert busy.returncode == 3 and "stop it" in busy.stderr, busy.stderr
         wait_until(lambda: not http_json("GET", f"{d.base}/api/v1/status", token=token)[1]["indexing"], 180,
                    interval=0.3, what="the new photos indexed")
         everything = len(photos(d.base, token))
