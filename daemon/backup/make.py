@@ -77,6 +77,17 @@ def _private(path: Path, mode: int) -> None:
         pass
 
 
+def copy_times(src: Path, dest: Path, mode: int = 0o600) -> None:
+    """The source's times on the copy, and `mode`; best effort, since a FAT/exFAT USB disk refuses
+    modes (and sometimes times), and that must not fail a backup."""
+    try:
+        st = os.stat(src)
+        os.utime(dest, ns=(st.st_atime_ns, st.st_mtime_ns))
+    except OSError:
+        pass
+    _private(dest, mode)
+
+
 def snapshot_database(db_path: Path, dest: Path, *, cancelled: Callable[[], bool] = lambda: False) -> tuple[int, str | None]:
     """Copy the live database `db_path` to `dest` (a new file) with the online backup API, from
     one read snapshot (see the module docstring). Returns (schema version, instance id) of the copy.
@@ -201,8 +212,7 @@ def make_backup(*, db_path: Path, data: Path, destination: Path, config_file: Pa
             try:
                 with open(src, "rb") as fh:
                     digest, size = copy_hashing(fh, target)
-                    shutil.copystat(src, target, follow_symlinks=False)
-                    _private(target, 0o600)
+                    copy_times(src, target)
             except FileNotFoundError:  # removed while we walked (a thumbnail replaced): not an error
                 return
             files[rel] = {"sha256": digest, "size": size}

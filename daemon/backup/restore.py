@@ -15,12 +15,11 @@ from __future__ import annotations
 import fcntl
 import logging
 import os
-import shutil
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from daemon.backup.manifest import BackupError, Manifest, copy_hashing, safe_relative
-from daemon.backup.make import DB_NAME, utc_stamp
+from daemon.backup.make import DB_NAME, copy_times, utc_stamp
 from daemon.system.durable import fsync_dir, temp_name
 from daemon.system.permissions import private_dir
 
@@ -97,8 +96,7 @@ def _write(src: Path, dest: Path, owner: _Owner, mode: int = 0o600) -> None:
     try:
         with open(src, "rb") as fh:
             copy_hashing(fh, tmp, mode)
-        shutil.copystat(src, tmp)
-        os.chmod(tmp, mode)
+        copy_times(src, tmp, mode)
         owner.give(tmp)
         os.replace(tmp, dest)
     except BaseException:

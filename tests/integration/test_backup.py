@@ -183,6 +183,23 @@ async def test_restore_refuses_a_running_daemons_folder_and_an_index_it_would_re
     assert mode(data / "shoebox.db") == 0o600
 
 
+def test_restore_brings_back_missing_originals_and_leaves_the_others_alone(copy: tuple[Path, Path],
+                                                                         tmp_path: Path) -> None:
+    library, data = copy
+    dest = tmp_path / "usb"
+    dest.mkdir()
+    backup = make_backup(db_path=data / "shoebox.db", data=data, destination=dest, config_file=None,
+                         library=library, options=BackupOptions(originals=True)).path
+    files = sorted(p for p in library.rglob("*") if p.is_file())
+    lost, changed = files[0], files[1]
+    original = lost.read_bytes()
+    lost.unlink()
+    changed.write_bytes(b"the user's newer version")
+    result = restore(backup, tmp_path / "new-data", shipped=SHIPPED, library=library, originals=True)
+    assert lost.read_bytes() == original and changed.read_bytes() == b"the user's newer version"
+    assert (result.originals_copied, result.originals_kept) == (1, len(files) - 1)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="giving files to another user needs root")
 def test_restored_as_root_into_the_services_folder_the_files_are_the_services(copy: tuple[Path, Path],
                                                                               tmp_path: Path) -> None:
