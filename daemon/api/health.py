@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 from daemon import __version__
 from daemon.api.access import principal, public
 from daemon.api.errors import validated
-from daemon.api.keys import APP_KEY, THUMB_SERVER
+from daemon.api.keys import APP_KEY, SERVER_TLS, THUMB_SERVER
 from daemon.auth.roles import Scope
 from daemon.store.status import for_non_admin
 
@@ -47,6 +47,8 @@ async def status(request: web.Request) -> r200[dict[str, Any]]:
     """
     body = await request.app[APP_KEY].status()
     body["thumbnail_server"] = request.app[THUMB_SERVER].status()
+    tls = request.app.get(SERVER_TLS)  # set by start_server (daemon/system/tls.py)
+    body["https"] = dict(tls.summary) if tls is not None else {"enabled": False}
     if not principal(request).can(Scope.ADMIN):  # a user, a viewer, or an admin's token without admin scope
         body = for_non_admin(body)
     return web.json_response(body)

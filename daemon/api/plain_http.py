@@ -18,12 +18,11 @@ from aiohttp import web
 from daemon.api import health
 from daemon.api.access import public
 from daemon.api.errors import error_response
-from daemon.api.keys import APP_KEY, THUMB_SERVER
+from daemon.api.keys import APP_KEY, SERVER_TLS, THUMB_SERVER
 from daemon.api.origin import KnownHosts, guard, split_host
 from daemon.app import App
 from daemon.system.tls import ServerTls
 
-SERVER_TLS: web.AppKey[ServerTls | None] = web.AppKey("shoebox_server_tls")
 HTTPS_PORT: web.AppKey[int] = web.AppKey("shoebox_https_port", int)
 CA_CONTENT_TYPE = "application/x-x509-ca-cert"
 

@@ -72,7 +72,7 @@ async def library_status(db: Database, *, error_limit: int = 20) -> dict[str, An
 
 #: Top-level fields of the status every signed-in user may see, as they are.
 PUBLIC_FIELDS = ("version", "photos", "files", "queue", "last_indexed", "uptime_s", "indexing", "workers",
-                 "watching", "places")
+                 "watching", "places", "https")  # https: the CA fingerprint a user compares when installing it
 _ABSOLUTE_PATH = re.compile(r"(?<![\w.])/[^\s'\",;:()]+")
 
 

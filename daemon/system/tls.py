@@ -309,6 +309,7 @@ class ServerTls:
         self.local = local
         self.cert_path, self.key_path = cert, key
         self.context: ssl.SSLContext | None = None
+        self.summary: dict[str, object] = {"enabled": True}  # for /api/v1/status; made off the loop
 
     @classmethod
     def from_config(cls, data: Path, tls_cert: str, tls_key: str, hostnames: str = "") -> "ServerTls":
@@ -345,7 +346,24 @@ class ServerTls:
         except ssl.SSLError as exc:
             raise TlsError(f"{self.cert_path} and {self.key_path} are not a PEM certificate and its matching "
                            f"unencrypted private key ({exc.reason or exc})") from None
+        self.summary = self.summarize()
         return self.context
+
+    def summarize(self) -> dict[str, object]:
+        """What /api/v1/status says about HTTPS (blocking: reads the files): whose certificate,
+        until when, and the local CA's fingerprint to compare on a device before trusting it."""
+        out: dict[str, object] = {"enabled": True, "certificate": "local" if self.local is not None else "own"}
+        try:
+            cert = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            out["not_after"] = cert.not_valid_after_utc.isoformat()
+        except (OSError, ValueError):
+            pass
+        if self.local is not None:
+            try:
+                out["ca_fingerprint_sha256"] = fingerprint(x509.load_pem_x509_certificate(self.local.ca_cert.read_bytes()))
+            except (OSError, ValueError):
+                pass
+        return out
 
     def check(self, now: dt.datetime | None = None) -> str | None:
         """Renew the generated certificate if it must be, and reload the running context in place
@@ -354,6 +372,7 @@ class ServerTls:
             return None
         reason = self.local.ensure(now)
         if reason is not None:
+            self.summary = self.summarize()
             self.reload()
         return reason
 
@@ -370,6 +389,7 @@ class ServerTls:
             await asyncio.sleep(interval)
             try:
                 if self.local is not None and await asyncio.to_thread(self.local.ensure) is not None:
+                    self.summary = await asyncio.to_thread(self.summarize)
                     self.reload()
             except asyncio.CancelledError:
                 raise

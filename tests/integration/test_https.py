@@ -10,6 +10,7 @@ import asyncio
 import datetime as dt
 import http.client
 import ipaddress
+import json
 import os
 import socket
 import ssl
@@ -26,7 +27,7 @@ from cryptography.x509.oid import NameOID
 
 from daemon.system.tls import (LocalCertificates, ServerTls, identity_of, local_identity, make_ca, make_server_cert,
                                renewal_reason)
-from tests.integration.api_support import Daemon, add_user, api, settings
+from tests.integration.api_support import PASSWORD, Daemon, add_user, api, auth, create_admin, settings
 from tests.integration.support import free_port, make_config, shoebox
 from tests.waiting import wait_until_async
 
@@ -169,6 +170,10 @@ async def _login_attempts(tmp_path: Path, trusted: str) -> tuple[list[int], int]
             wrong.append(r.status)
         r = await client.post("/api/v1/auth/login", json={"username": "admin", "password": "correct horse battery"},
                               headers={"X-Forwarded-For": "203.0.113.9, 10.0.0.2"})
+        tokens = (await r.json()) if r.status == 200 else None
+        if tokens is not None:  # HTTPS is off here (the test settings): the status says so
+            status = await (await client.get("/api/v1/status", headers=auth(tokens))).json()
+            assert status["https"] == {"enabled": False}
         page = await client.get("/", headers={"X-Forwarded-Proto": "https"})
         csp = page.headers["Content-Security-Policy"]
         return wrong + [r.status], csp.count("https://")
@@ -208,14 +213,15 @@ class HttpsDaemon(Daemon):
 
 
 def get(port: int, path: str, *, context: ssl.SSLContext | None = None, host: str = "127.0.0.1",
-        method: str = "GET", headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
+        method: str = "GET", headers: dict[str, str] | None = None,
+        body: bytes | None = None) -> tuple[int, dict[str, str], bytes]:
     conn: http.client.HTTPConnection
     if context is None:
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     else:
         conn = http.client.HTTPSConnection(host, port, timeout=10, context=context)
     try:
-        conn.request(method, path, headers=headers or {})
+        conn.request(method, path, body=body, headers=headers or {})
         resp = conn.getresponse()
         return resp.status, {k.lower(): v for k, v in resp.getheaders()}, resp.read()
     finally:
@@ -226,6 +232,7 @@ def get(port: int, path: str, *, context: ssl.SSLContext | None = None, host: st
 def test_https_with_the_generated_ca_verified_by_python_and_curl(tmp_path: Path) -> None:
     library, data = tmp_path / "library", tmp_path / "data"
     library.mkdir()
+    create_admin(library, data)
     with HttpsDaemon(library, data) as d:
         ca = data / "tls" / "ca.crt"
         trust = client_context(ca)
@@ -297,6 +304,21 @@ def test_https_with_the_generated_ca_verified_by_python_and_curl(tmp_path: Path)
             status, headers, _ = get(d.http_port, path)
             assert status in (308, 400, 404) and "PRIVATE KEY" not in str(headers), path
         assert "tls: made a local certificate authority" in d.stderr()
+
+        # /api/v1/status says so, with the fingerprint a user compares before trusting the CA
+        status, _, body = get(d.port, "/api/v1/auth/login", context=trust, host="localhost", method="POST",
+                              headers={"Content-Type": "application/json"},
+                              body=json.dumps({"username": "admin", "password": PASSWORD}).encode())
+        assert status == 200, body
+        token = json.loads(body)["access_token"]
+        status, _, body = get(d.port, "/api/v1/status", context=trust, host="localhost",
+                              headers={"Authorization": f"Bearer {token}"})
+        https = json.loads(body)["https"]
+        ca_cert = load(ca)
+        assert https["enabled"] is True and https["certificate"] == "local"
+        assert https["ca_fingerprint_sha256"] == ":".join(f"{b:02X}" for b in ca_cert.fingerprint(hashes.SHA256()))
+        assert https["ca_fingerprint_sha256"] in d.stderr()  # the same as in the log
+        assert dt.datetime.fromisoformat(https["not_after"]) == load(data / "tls" / "server.crt").not_valid_after_utc
 
 
 def make_user_ca(folder: Path) -> tuple[Path, Path, Path]:
