@@ -48,51 +48,50 @@ def https_daemon(tmp_path: Path, samples: Path) -> Iterator[HttpsDaemon]:
         yield d
 
 
-def test_the_app_on_a_local_name_over_https_registers_its_service_worker(https_daemon: HttpsDaemon) -> None:
+def test_the_app_on_a_local_name_over_https_registers_its_service_worker(browser: Any, https_daemon: HttpsDaemon) -> None:
     _require_built_app()
-    from playwright.sync_api import sync_playwright
-
     d = https_daemon
     cert = d.data / "tls" / "server.crt"
     assert LOCAL_NAME in {n.value for n in x509.load_pem_x509_certificate(cert.read_bytes())
                           .extensions.get_extension_for_class(x509.SubjectAlternativeName).value}
     origin = f"https://{LOCAL_NAME}:{d.port}"
-    with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, args=[
-            *ARGS, f"--host-resolver-rules=MAP {LOCAL_NAME} 127.0.0.1",
-            f"--ignore-certificate-errors-spki-list={spki_hash(cert)}"])
-        try:
-            ctx = browser.new_context(viewport=DESKTOP, base_url=origin)
-            page = ctx.new_page()
-            page.set_default_timeout(15_000)
-            problems: list[str] = []
-            page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
-            page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" and (
-                "Content Security Policy" in m.text or "Uncaught" in m.text or "ERR_CERT" in m.text) else None)
+    # a browser of its own (its flags map the name and accept the key), from the session's
+    # Playwright: a second sync_playwright() cannot start while that one's loop runs
+    own = browser.browser_type.launch(executable_path=CHROMIUM, args=[
+        *ARGS, f"--host-resolver-rules=MAP {LOCAL_NAME} 127.0.0.1",
+        f"--ignore-certificate-errors-spki-list={spki_hash(cert)}"])
+    try:
+        ctx = own.new_context(viewport=DESKTOP, base_url=origin)
+        page = ctx.new_page()
+        page.set_default_timeout(15_000)
+        problems: list[str] = []
+        page.on("pageerror", lambda e: problems.append(f"pageerror: {e}"))
+        page.on("console", lambda m: problems.append(f"console: {m.text}") if m.type == "error" and (
+            "Content Security Policy" in m.text or "Uncaught" in m.text or "ERR_CERT" in m.text) else None)
 
-            # an old http:// bookmark on the plain port lands on the HTTPS app
-            page.goto(f"http://{LOCAL_NAME}:{d.http_port}/login")
-            assert page.url == f"{origin}/login"
-            assert page.evaluate("() => window.isSecureContext") is True
+        # an old http:// bookmark on the plain port lands on the HTTPS app
+        page.goto(f"http://{LOCAL_NAME}:{d.http_port}/login")
+        assert page.url == f"{origin}/login"
+        assert page.evaluate("() => window.isSecureContext") is True
 
-            login(page)
-            wait_until(lambda: tiles_shown(page) == 5, what="thumbnails over HTTPS")
-            thumbs = page.evaluate("() => [...document.querySelectorAll('a.tile img')].map(i => i.currentSrc)")
-            assert all(src.startswith(f"{origin}/api/v1/t/") for src in thumbs), thumbs
-            # the same thumbnail from the thumbnail port: the browser accepts its TLS, the page's
-            # content security policy allows it (https://<name>:<thumbnail port>)
-            other = thumbs[0].replace(f":{d.port}/", f":{d.thumbs_port}/", 1)
-            size = page.evaluate("""src => new Promise(done => { const i = new Image();
-                i.onload = () => done(i.naturalWidth); i.onerror = () => done(-1); i.src = src; })""", other)
-            assert size > 0, other
+        login(page)
+        wait_until(lambda: tiles_shown(page) == 5, what="thumbnails over HTTPS")
+        thumbs = page.evaluate("() => [...document.querySelectorAll('a.tile img')].map(i => i.currentSrc)")
+        assert all(src.startswith(f"{origin}/api/v1/t/") for src in thumbs), thumbs
+        # the same thumbnail from the thumbnail port: the browser accepts its TLS, the page's
+        # content security policy allows it (https://<name>:<thumbnail port>)
+        other = thumbs[0].replace(f":{d.port}/", f":{d.thumbs_port}/", 1)
+        size = page.evaluate("""src => new Promise(done => { const i = new Image();
+            i.onload = () => done(i.naturalWidth); i.onerror = () => done(-1); i.src = src; })""", other)
+        assert size > 0, other
 
-            page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
-            scope = page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).scope")
-            assert scope == f"{origin}/"
-            page.reload()  # now through the worker
-            wait_until(lambda: tiles_shown(page) == 5)
-            assert page.evaluate("() => navigator.serviceWorker.controller.scriptURL") == f"{origin}/sw.js"
-            assert not problems, problems
-            ctx.close()
-        finally:
-            browser.close()
+        page.wait_for_function("() => navigator.serviceWorker.controller !== null", timeout=20_000)
+        scope = page.evaluate("async () => (await navigator.serviceWorker.getRegistration()).scope")
+        assert scope == f"{origin}/"
+        page.reload()  # now through the worker
+        wait_until(lambda: tiles_shown(page) == 5)
+        assert page.evaluate("() => navigator.serviceWorker.controller.scriptURL") == f"{origin}/sw.js"
+        assert not problems, problems
+        ctx.close()
+    finally:
+        own.close()
