@@ -10,7 +10,6 @@ what is in flight → final writes → close.
 from __future__ import annotations
 
 import asyncio
-import fcntl
 import logging
 import os
 import time
@@ -39,6 +38,7 @@ from daemon.listeners import Listeners
 from daemon.places.geonames import build_places_db
 from daemon.places.index import PlaceIndex
 from daemon.store.db import Database, migrations
+from daemon.system import datalock
 from daemon.system.notify import Notifier
 from daemon.system.permissions import private_dir
 from daemon.store.status import library_status
@@ -47,10 +47,6 @@ from daemon.system.durable import sweep_temp_files
 from daemon.vision.tagger import Tagger, TaggingSettings, TagOutcome
 
 log = logging.getLogger(__name__)
-
-
-class DataDirBusy(Exception):
-    """Another Shoebox process already uses this data directory."""
 
 
 class App:
@@ -207,18 +203,8 @@ class App:
             log.warning("removed %d unfinished upload or import files from the library", removed)
 
     def _take_lock(self) -> None:
-        """One process per data directory: two would run the same jobs twice."""
-        path = self.data / "shoebox.lock"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            other = os.read(fd, 32).decode(errors="replace").strip()
-            os.close(fd)
-            raise DataDirBusy(f"another shoebox process (pid {other or '?'}) is using {self.data}") from None
-        os.ftruncate(fd, 0)
-        os.write(fd, str(os.getpid()).encode())
-        self._lock_fd = fd
+        """One process per data directory: two would run the same jobs twice (daemon.system.datalock)."""
+        self._lock_fd = datalock.take(self.data)
 
     def tagging_settings(self) -> TaggingSettings:
         t = self.config.section("tagging")

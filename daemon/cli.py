@@ -208,7 +208,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         return 130
     except Exception as exc:
-        from daemon.app import DataDirBusy
+        from daemon.system.datalock import DataDirBusy
         from daemon.store.db import StoreError
         from daemon.system.diskspace import DataDirUnusable, StorageFull, is_no_space
         if isinstance(exc, DataDirBusy):
@@ -618,20 +618,10 @@ def _pause_serve(config: Config, *, pause: bool) -> int:
 
 
 def _daemon_running(data: Path) -> bool:
-    """Whether a Shoebox process holds the data folder's lock (daemon.app.App._take_lock)."""
-    import fcntl
+    """Whether a Shoebox process holds the data folder's lock (daemon.system.datalock)."""
+    from daemon.system import datalock
 
-    try:
-        fd = os.open(data / "shoebox.lock", os.O_RDONLY)
-    except OSError:
-        return False
-    try:
-        fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
-    except BlockingIOError:
-        return True
-    finally:
-        os.close(fd)
-    return False
+    return datalock.held(data)
 
 
 def cmd_status(config: Config, args: argparse.Namespace) -> int:

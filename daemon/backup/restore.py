@@ -12,12 +12,12 @@ the data folder when that folder cannot be written, and the path is reported.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
+from daemon.system import datalock
 from daemon.backup.manifest import BackupError, Manifest, copy_hashing, safe_relative
 from daemon.backup.make import DB_NAME, copy_times, utc_stamp
 from daemon.system.durable import fsync_dir, temp_name
@@ -59,16 +59,10 @@ def check(src: Path, shipped: int) -> Manifest:
 
 
 def _lock(data: Path) -> int:
-    path = data / "shoebox.lock"
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        other = os.read(fd, 32).decode(errors="replace").strip()
-        os.close(fd)
-        raise DataFolderBusy(f"a shoebox process (pid {other or '?'}) is using {data}: stop it "
-                             "(systemctl stop shoebox) before restoring") from None
-    return fd
+        return datalock.take(data)
+    except datalock.DataDirBusy as exc:
+        raise DataFolderBusy(f"{exc}: stop it (systemctl stop shoebox) before restoring") from None
 
 
 class _Owner:
