@@ -289,7 +289,7 @@ async def serve(config: Config) -> None:
         except asyncio.TimeoutError:
             log.warning("zeroconf: not announced after 15 s; serving anyway")
     app.start_background()
-    notifier.ready(status_line(await app.status()))
+    notifier.ready(status_line(await _systemd_status(app)))
     if notifier.enabled:
         app.spawn(_report_status(app, notifier), "systemd-status")
     try:
@@ -304,19 +304,31 @@ async def serve(config: Config) -> None:
         notifier.close()
 
 
+async def _systemd_status(app: Any) -> dict[str, Any]:
+    """What the status line needs, and no more: the photo count and the queue (two small queries;
+    the full status counts a big library for hundreds of ms)."""
+    photos = await app.db.scalar("SELECT count(*) FROM photos")
+    return {"photos": {"total": photos or 0}, "queue": await app.queue.pending(), "paused": app.queue.paused}
+
+
 async def _report_status(app: Any, notifier: Any, every: float = 5.0) -> None:
-    """`systemctl status shoebox` shows what the daemon does, refreshed every few seconds (only
-    when it changed)."""
+    """`systemctl status shoebox` shows what the daemon does, refreshed every few seconds when
+    something was written since (an idle library costs no query at all)."""
     from daemon.system.notify import status_line
 
     last = ""
+    seen: tuple[int, bool] | None = None  # (database generation, paused) the last line was made at
     while True:
         await asyncio.sleep(every)
+        generation = (app.db.generation, app.queue.paused)
+        if generation == seen:
+            continue
         try:
-            line = status_line(await app.status())
+            line = status_line(await _systemd_status(app))
         except Exception as exc:  # a status that cannot be read now is no reason to stop reporting
             log.debug("status for systemd: %s", exc)
             continue
+        seen = generation
         if line != last:
             notifier.status(line)
             last = line

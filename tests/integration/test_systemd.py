@@ -19,6 +19,7 @@ import pytest
 
 from daemon.system.notify import Notifier, status_line
 from tests.integration.api_support import Daemon, http_json
+from tests.integration.support import SHOEBOX
 from tests.waiting import wait_until
 
 REPO = Path(__file__).resolve().parents[2]
@@ -159,6 +160,12 @@ def test_shoebox_serve_tells_systemd_ready_status_watchdog_and_stopping(ear: Ear
                    what="the watchdog to be fed")
         beats = [t for t in ear.times("WATCHDOG") if t > ready_at]
         assert max(b - a for a, b in zip(beats, beats[1:])) < 1.0, (beats, daemon.stderr()[-2000:])
+        # the status line follows what the daemon does: paused from the command line, it says so
+        paused = subprocess.run([*SHOEBOX, "index", "--pause", "--library", str(library), "--data", str(data)],
+                                cwd=REPO, capture_output=True, text=True, timeout=60)
+        assert paused.returncode == 0, paused.stderr
+        wait_until(lambda: any(f.get("STATUS", "").startswith("indexing paused") for _, f in ear.listen()), 30,
+                   what="a STATUS line saying indexing is paused")
     assert ear.first("STOPPING") is not None
 
 
